@@ -1,0 +1,144 @@
+"""JSON control requests of the bench server: what tests and the host board ask the world.
+Each handler runs with the world lock held and returns a dict (merged into {"ok": true})."""
+from . import make_module
+
+from .loads import channel_from_spec
+
+
+class Control:
+    def __init__(self, server):
+        self.srv = server
+        self.bus = server.bus
+
+    def handle(self, req):
+        op = req.get("op")
+        fn = getattr(self, "op_" + str(op), None)
+        if fn is None:
+            return {"ok": False, "error": "unknown op %r" % (op,)}
+        args = dict(req)
+        args.pop("op")
+        now = self.srv.clock.now_us()
+        self.bus.advance(now)
+        out = fn(**args) or {}
+        out["ok"] = True
+        return out
+
+    def _module(self, module):
+        for m in self.bus.modules:
+            if module in (m.name, m.bus_address, m.active_address()):
+                return m
+        raise ValueError("no module %r (have %s)" % (module, [m.name for m in self.bus.modules]))
+
+    # ---- world and time ----------------------------------------------------------------
+    def op_ping(self):
+        return {}
+
+    def op_time(self):
+        t = self.srv.clock.now_us()
+        return {"t_us": t, "epoch": self.srv.epoch0 + t / 1e6}
+
+    def op_fast_forward(self, ms):
+        """Skip world time (a node in deep sleep): modules keep measuring meanwhile."""
+        self.srv.clock.fast_forward(int(ms * 1000))
+        self.bus.advance(self.srv.clock.now_us())
+        self.bus.take_edges()
+        return self.op_time()
+
+    def op_wifi(self, up=None, rssi=None):
+        if up is not None:
+            self.srv.wifi["up"] = bool(up)
+        if rssi is not None:
+            self.srv.wifi["rssi"] = int(rssi)
+        return dict(self.srv.wifi)
+
+    def op_pin_level(self, pin):
+        return {"level": self.bus.line_level(pin)}
+
+    # ---- introspection -----------------------------------------------------------------
+    def op_modules(self):
+        out = []
+        for m in self.bus.modules:
+            out.append({"name": m.name, "address": m.active_address(), "variant": m.variant,
+                        "channels": m.n_i, "powered": m.powered, "plugged": m.plugged,
+                        "boots": m.boots, "flash_writes": m.flash.writes, "uid": m.uid.hex(),
+                        "events": m.events if m.powered else None,
+                        "drdy_pin": self.bus.drdy.get(m)})
+        return {"modules": out}
+
+    def op_truth(self):
+        """Ground truth per module and channel: [[import_wh, export_wh], ...]."""
+        return {"truth": {m.name: [list(m.truth_wh(ch)) for ch in range(m.n_i)]
+                          for m in self.bus.modules}}
+
+    def op_counters(self, reset=False):
+        out = {"%d" % a: c.as_dict() for a, c in self.bus.counters.items()}
+        edges = dict(("%d" % k, v) for k, v in self.srv.edge_counts.items())
+        if reset:
+            self.bus.counters.clear()
+            self.srv.edge_counts.clear()
+        return {"counters": out, "edges": edges, "freq": self.bus.freq}
+
+    # ---- loads and faults --------------------------------------------------------------
+    def op_set_load(self, module, ch, load, pf=None, capacitive=False):
+        m = self._module(module)
+        if not 0 <= ch < m.n_i:
+            raise ValueError("module %s has channels 0..%d, got %r" % (m.name, m.n_i - 1, ch))
+        spec = {"load": load, "pf": 1.0 if pf is None else pf, "capacitive": capacitive}
+        m.channels[ch] = channel_from_spec(spec)
+        return {}
+
+    def op_set_mains(self, volts=None, hz=None):
+        if volts is not None:
+            self.bus.mains.volts = float(volts)
+        if hz is not None:
+            self.bus.mains.hz = float(hz)
+        return {}
+
+    def op_faults(self, nack=None, ghost=None, emi_s=None, hang=None, hang_ms=None, seed=None):
+        f = self.bus.faults
+        if nack is not None:
+            f.nack = float(nack)
+        if ghost is not None:
+            f.ghost = ghost
+        if hang is not None:
+            f.hang = float(hang)
+        if hang_ms is not None:
+            self.srv.hang_ms = int(hang_ms)
+        if seed is not None:
+            f.seed = int(seed) or 1
+        if emi_s is not None:  # [duration_s, probability] starting now
+            now = self.srv.clock.now_us()
+            f.emi = (now, now + int(emi_s[0] * 1e6), float(emi_s[1]))
+        return {"nack": f.nack, "ghost": f.ghost, "hang": f.hang}
+
+    def op_module_fault(self, module, action, value=None):
+        """reboot | power_cycle (value = off ms) | unplug | replug | stuck | unstuck |
+        drift (value = ppm) | gain_error (value = fraction)."""
+        m = self._module(module)
+        t = self.srv.clock.now_us()
+        if action == "reboot":
+            m.reboot(t)
+        elif action == "power_cycle":
+            self.bus.power_cycle(m, int((value or 0) * 1000))
+        elif action == "unplug":
+            self.bus.unplug(m)
+        elif action == "replug":
+            self.bus.replug(m)
+        elif action in ("stuck", "unstuck"):
+            m.stuck = action == "stuck"
+        elif action == "drift":
+            m.drift_ppm = float(value)
+            m.window_us = int(200000 / (1.0 + m.drift_ppm * 1e-6))
+        elif action == "gain_error":
+            m.gain_error = float(value)
+        else:
+            raise ValueError("unknown module action %r" % (action,))
+        return {}
+
+    def op_add_module(self, spec):
+        m = make_module(spec, self.bus.mains)
+        self.bus.add(m, spec.get("drdy_pin"))
+        return {"name": m.name}
+
+
+

@@ -1,0 +1,28 @@
+# Host board `machine` for the MicroPython unix port: shadows the built-in module (keep
+# .frozen on MICROPYPATH) and adds what the firmware and mqtt_as use, backed by the
+# virtual rbAmp bench (tools/bench). See tools/hostboard/README.md.
+from umachine import *  # noqa: F401,F403  (mem8, idle, time_pulse_us, Signal, ...)
+
+from _board import (DEEPSLEEP_RESET, HARD_RESET, PWRON_RESET, RTC, SOFT_RESET, WDT,  # noqa
+                    WDT_RESET, deepsleep, lightsleep, reset, reset_cause, soft_reset,
+                    unique_id)
+from _bench import attach as attach_bench  # noqa: F401  (host only: in-process bench)
+from _i2c import I2C, SoftI2C  # noqa: F401
+from _pin import Pin  # noqa: F401
+
+_freq = 160000000
+
+
+def freq(hz=None):
+    global _freq
+    if hz is None:
+        return _freq
+    _freq = hz
+
+
+def disable_irq():
+    return 0
+
+
+def enable_irq(state=0):
+    pass
