@@ -1,0 +1,86 @@
+"""Paths and processes shared by the host tools and the tests (CPython).
+
+Everything that starts MicroPython on the host builds its environment here, so the
+tests, `make run` and the benchmarks run firmware code exactly the same way.
+"""
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HOSTBOARD = os.path.join(ROOT, "tools", "hostboard")
+LIB = os.path.join(ROOT, "lib")
+MP_USER_LIB = os.path.expanduser("~/.micropython/lib")  # where mip and setup put mqtt_as
+
+
+def micropython():
+    """The unix-port binary: the project venv's, else one on PATH."""
+    venv = os.path.join(ROOT, ".venv", "bin", "micropython")
+    if os.path.exists(venv):
+        return venv
+    found = shutil.which("micropython")
+    if not found:
+        raise RuntimeError("micropython (unix port) not found: run `make setup` first")
+    return found
+
+
+def micropypath(extra=()):
+    """Host shims first (they shadow machine/network), then our lib, the frozen modules,
+    then the user library where mqtt_as is installed."""
+    return ":".join(list(extra) + [HOSTBOARD, LIB, ".frozen", MP_USER_LIB])
+
+
+def node_env(bench=None, board_dir=None, extra=None, path_extra=()):
+    env = dict(os.environ)
+    env["MICROPYPATH"] = micropypath(path_extra)
+    if bench:
+        env["RBAMP_BENCH"] = "%s:%d" % bench
+    else:
+        env.pop("RBAMP_BENCH", None)
+    if board_dir:
+        env["HOSTBOARD_DIR"] = board_dir
+    env.update(extra or {})
+    return env
+
+
+class BenchProcess:
+    """The bench server as a child process; `address` is (host, port) once ready."""
+
+    def __init__(self, scenario=None, quiet=True):
+        cmd = [sys.executable, "-m", "tools.bench.server", "--port", "0"]
+        if scenario:
+            cmd += ["--scenario", scenario]
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL if quiet else None, text=True)
+        line = self.proc.stdout.readline()
+        if not line.startswith("BENCH READY"):
+            self.proc.kill()
+            raise RuntimeError("bench did not start: %r" % line)
+        host, port = line.split()[2].rsplit(":", 1)
+        self.address = (host, int(port))
+
+    def client(self):
+        from tools.bench.client import BenchClient
+        return BenchClient(*self.address)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def wait_port(host, port, timeout=5.0):
+    import socket
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            socket.create_connection((host, port), timeout=0.5).close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False

@@ -1,0 +1,194 @@
+"""Run the node firmware on the MicroPython unix port against the virtual bench.
+
+    python tools/hostrun.py [--duration S] [--scenario FILE] [--config FILE]
+
+Starts a private mosquitto (unless MQTT_HOST is set), the bench, and the node (boot.py +
+main.py in a simulated flash directory). A deep sleep ends the node process: the runner
+fast-forwards the bench by the sleep time and starts the node again as a deep-sleep wake;
+machine.reset() and a watchdog bite restart it too, each with its reset cause.
+"""
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tools import hostenv  # noqa: E402
+
+PWRON, WDT, DEEPSLEEP, SOFT = 1, 3, 4, 5
+DEVICE = os.path.join(hostenv.HOSTBOARD, "_device.py")
+
+
+class HostNode:
+    """One simulated board: a flash directory (cwd of the node) and a board directory
+    (RTC memory, reset cause). `boot()` runs the firmware once until it exits."""
+
+    def __init__(self, run_dir, bench_addr, config=None, env=None, realtime_sleep=False,
+                 bench_client=None, files=("boot.py", "main.py")):
+        self.fs = os.path.join(run_dir, "fs")
+        self.board = os.path.join(run_dir, "board")
+        for d in (self.fs, self.board):
+            os.makedirs(d, exist_ok=True)
+        for f in files:
+            shutil.copy(os.path.join(hostenv.ROOT, f), self.fs)
+        if config is not None:
+            with open(os.path.join(self.fs, "config.json"), "w") as f:
+                json.dump(config, f, indent=1) if isinstance(config, dict) else f.write(config)
+        self.bench_addr = bench_addr
+        self.bench = bench_client
+        self.env = hostenv.node_env(bench_addr, self.board, env)
+        self.realtime_sleep = realtime_sleep
+        self.proc = None
+        self.cause = PWRON
+        self.boots = []  # (reset cause, exit code, next_boot)
+        self.power_on()
+
+    def power_on(self):
+        """Cold power-up: RTC memory is lost, reset cause PWRON."""
+        for f in ("rtc_memory", "rtc_offset", "next_boot"):
+            try:
+                os.remove(os.path.join(self.board, f))
+            except FileNotFoundError:
+                pass
+        self.cause = PWRON
+
+    def start(self, stdout=None):
+        with open(os.path.join(self.board, "reset_cause"), "w") as f:
+            f.write(str(self.cause))
+        try:
+            os.remove(os.path.join(self.board, "next_boot"))
+        except FileNotFoundError:
+            pass
+        self.proc = subprocess.Popen([hostenv.micropython(), DEVICE], cwd=self.fs, env=self.env,
+                                     stdout=stdout, stderr=subprocess.STDOUT)
+        return self.proc
+
+    def finish(self):
+        """After the process ended: decide how the board comes back (None: it does not)."""
+        rc = self.proc.returncode
+        nb = ""
+        p = os.path.join(self.board, "next_boot")
+        if os.path.exists(p):
+            with open(p) as f:
+                nb = f.read().strip()
+        self.boots.append((self.cause, rc, nb))
+        if nb.startswith("deepsleep"):
+            ms = int(nb.split()[1] or 0)
+            if self.realtime_sleep or self.bench is None:
+                time.sleep(ms / 1000)
+            else:
+                self.bench.fast_forward(ms=ms)
+            self.cause = DEEPSLEEP
+        elif nb == "reset":
+            self.cause = SOFT
+        elif nb == "wdt":
+            self.cause = WDT
+        else:
+            return None
+        return self.cause
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--duration", type=float, default=float(os.getenv("DURATION") or 0),
+                    help="stop after this many seconds (default: run until Ctrl-C)")
+    ap.add_argument("--scenario", default=None, help="bench scenario JSON")
+    ap.add_argument("--config", default=None, help="config.json for the node")
+    ap.add_argument("--run-dir", default=os.path.join(hostenv.ROOT, "build", "run"))
+    ap.add_argument("--realtime-sleep", action="store_true",
+                    help="deep sleep takes real time instead of fast-forwarding the bench")
+    a = ap.parse_args(argv)
+
+    from tools.broker import Broker
+    broker = None
+    mqtt_host = os.getenv("MQTT_HOST")
+    mqtt_port = int(os.getenv("MQTT_PORT") or 1883)
+    if not mqtt_host:
+        broker = Broker()
+        mqtt_host, mqtt_port = broker.host, broker.port
+        print("[run] private mosquitto on %s:%d" % (mqtt_host, mqtt_port))
+    else:
+        print("[run] using broker %s:%d" % (mqtt_host, mqtt_port))
+    bench = hostenv.BenchProcess(a.scenario)
+    ctl = bench.client()
+    mods = ctl.modules()["modules"]
+    print("[run] bench on %s:%d with %d modules: %s" % (bench.address + (len(mods), ", ".join(
+        "%s 0x%02x" % (m["name"], m["address"]) for m in mods))))
+    cfg_path = a.config or next((p for p in (os.path.join(hostenv.ROOT, "config.json"),
+                                             os.path.join(hostenv.ROOT, "config.example.json"))
+                                 if os.path.exists(p)), None)
+    config = None
+    if cfg_path:
+        with open(cfg_path) as f:
+            config = f.read()
+        try:  # point the node at the broker of this run (the host stands in for the LAN)
+            config = json.loads(config)
+            config.setdefault("mqtt", {}).update(host=mqtt_host, port=mqtt_port)
+        except ValueError:
+            pass  # a broken config.json is the node's to report
+    shutil.rmtree(a.run_dir, ignore_errors=True)
+    node = HostNode(a.run_dir, bench.address, config,
+                    env={"MQTT_HOST": mqtt_host, "MQTT_PORT": str(mqtt_port)},
+                    realtime_sleep=a.realtime_sleep, bench_client=ctl)
+    deadline = time.monotonic() + a.duration if a.duration else None
+    stopped = False
+    try:
+        while True:
+            proc = node.start()
+            while proc.poll() is None:
+                if deadline and time.monotonic() > deadline:
+                    stopped = True
+                    proc.send_signal(signal.SIGINT)
+                    try:
+                        proc.wait(3)
+                    except subprocess.TimeoutExpired:
+                        node.kill()
+                    break
+                time.sleep(0.05)
+            if stopped:
+                break
+            cause = node.finish()
+            if cause is None:
+                print("[run] node exited with code %d (a board would sit at the REPL)" %
+                      proc.returncode)
+                break
+            print("[run] node restarts, reset cause %d" % cause)
+    except KeyboardInterrupt:
+        node.kill()
+    finally:
+        summary(ctl)
+        bench.stop()
+        if broker:
+            broker.stop()
+    return 0 if stopped or not node.boots or node.boots[-1][1] == 0 else 1
+
+
+def summary(ctl):
+    c = ctl.counters()
+    print("[run] bench: DRDY edges %s; I2C per address:" % (c["edges"] or "none"))
+    quiet = [a for a, v in c["counters"].items() if v["bytes"] == 0]
+    if quiet:
+        print("[run]   %d addresses only NACKed (bus scan, absent modules)" % len(quiet))
+    for addr, v in sorted(c["counters"].items(), key=lambda kv: int(kv[0])):
+        if addr in quiet:
+            continue
+        print("[run]   0x%02x: %d transactions, %d bytes, %d NACKs, %.1f ms bus time at %d Hz"
+              % (int(addr), v["transactions"], v["bytes"], v["nacks"], v["bus_us"] / 1000,
+                 c["freq"]))
+    for name, chans in ctl.truth()["truth"].items():
+        print("[run]   truth %s: %s" % (name, ", ".join(
+            "ch%d import %.4f Wh export %.4f Wh" % (i, imp, exp) for i, (imp, exp) in
+            enumerate(chans))))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
