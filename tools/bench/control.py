@@ -45,11 +45,16 @@ class Control:
         return self.op_time()
 
     def op_wifi(self, up=None, rssi=None):
-        if up is not None:
-            self.srv.wifi["up"] = bool(up)
+        """The access point as the node sees it; up_for_ms lets a WLAN model association."""
+        w = self.srv.wifi
+        now = self.srv.clock.now_us()
+        if up is not None and bool(up) != w["up"]:
+            w["up"] = bool(up)
+            w["since_us"] = now
         if rssi is not None:
-            self.srv.wifi["rssi"] = int(rssi)
-        return dict(self.srv.wifi)
+            w["rssi"] = int(rssi)
+        return {"up": w["up"], "rssi": w["rssi"], "up_for_ms": (now - w["since_us"]) // 1000
+                if w["up"] else 0}
 
     def op_pin_level(self, pin):
         return {"level": self.bus.line_level(pin)}

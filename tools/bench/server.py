@@ -38,7 +38,7 @@ class BenchServer:
         self.hang_ms = scenario.get("faults", {}).get("hang_ms", hang_ms)
         self.subs = {}  # pin -> [socket]
         self.edge_counts = {}
-        self.wifi = {"up": True, "rssi": -58}
+        self.wifi = {"up": True, "rssi": -58, "since_us": -10 ** 9}
         self.epoch0 = time.time()
         self.control = Control(self)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

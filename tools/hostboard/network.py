@@ -53,7 +53,7 @@ class WLAN:
             if _bench.address():
                 cls._link = _bench.ctl("wifi")
             else:
-                cls._link = {"up": True, "rssi": -50}
+                cls._link = {"up": True, "rssi": -50, "up_for_ms": 1 << 30}
             cls._link_at = now
         return cls._link
 
@@ -69,21 +69,18 @@ class WLAN:
             raise OSError("WiFi Not Started")
         self._want = True
         self._ssid = ssid
-        self._since = None
+        self._since = time.ticks_ms()
         self.connects += 1
 
     def disconnect(self):
         self._want = False
-        self._since = None
 
     def _associated(self):
-        if not (self._active and self._want and self._world()["up"]):
-            self._since = None
+        """Connected once connect() was called ASSOC_MS ago and the AP has been up as long."""
+        w = self._world()
+        if not (self._active and self._want and w["up"]) or w.get("up_for_ms", ASSOC_MS) < ASSOC_MS:
             return False
-        now = time.ticks_ms()
-        if self._since is None:
-            self._since = now
-        return time.ticks_diff(now, self._since) >= ASSOC_MS
+        return time.ticks_diff(time.ticks_ms(), self._since) >= ASSOC_MS
 
     def isconnected(self):
         return self._associated()

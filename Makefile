@@ -1,0 +1,20 @@
+# rbnode: MicroPython firmware for rbAmp energy-monitoring nodes.
+# `make run` and `make test` install what they need by themselves (tools/setup.sh).
+PY      := .venv/bin/python
+PYTEST  ?= $(PY) -m pytest
+DURATION ?=
+export DURATION
+
+.PHONY: setup run test test-host test-mp clean
+
+setup:
+	@tools/setup.sh
+
+run: setup
+	@$(PY) tools/hostrun.py
+
+test: setup
+	@$(PYTEST) -q tests $(PYTEST_ARGS)
+
+clean:
+	rm -rf build .hostboard .pytest_cache
