@@ -36,6 +36,10 @@ class Rig:
     def f32(self, reg, addr=0x50):
         return struct.unpack("<f", self.rd(reg, 4, addr))[0]
 
+    def f32_bytes(self, reg, addr=0x50):
+        """A float assembled from four single-byte transactions (legacy firmware)."""
+        return struct.unpack("<f", bytes(self.u8(reg + k, addr) for k in range(4)))[0]
+
     def u16(self, reg, addr=0x50):
         return struct.unpack("<H", self.rd(reg, 2, addr))[0]
 
