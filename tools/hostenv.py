@@ -12,7 +12,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HOSTBOARD = os.path.join(ROOT, "tools", "hostboard")
 LIB = os.path.join(ROOT, "lib")
-MP_USER_LIB = os.path.expanduser("~/.micropython/lib")  # where mip and setup put mqtt_as
+MP_USER_LIB = os.getenv("MICROPY_LIB") or os.path.expanduser("~/.micropython/lib")  # mqtt_as
 
 
 def micropython():

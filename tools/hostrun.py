@@ -33,8 +33,12 @@ class HostNode:
         self.board = os.path.join(run_dir, "board")
         for d in (self.fs, self.board):
             os.makedirs(d, exist_ok=True)
-        for f in files:
-            shutil.copy(os.path.join(hostenv.ROOT, f), self.fs)
+        for f in files:  # names copied from the repo, or {name: text} for tests
+            if isinstance(files, dict):
+                with open(os.path.join(self.fs, f), "w") as out:
+                    out.write(files[f])
+            else:
+                shutil.copy(os.path.join(hostenv.ROOT, f), self.fs)
         if config is not None:
             with open(os.path.join(self.fs, "config.json"), "w") as f:
                 json.dump(config, f, indent=1) if isinstance(config, dict) else f.write(config)
