@@ -5,7 +5,7 @@ import socket
 import subprocess
 import tempfile
 
-from tools.hostenv import wait_port
+from tools.hostenv import stop_process, wait_port
 
 
 def find_mosquitto():
@@ -44,10 +44,5 @@ class Broker:
             raise RuntimeError("mosquitto did not open port %d" % self.port)
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        stop_process(self.proc)
         shutil.rmtree(self.dir, ignore_errors=True)
