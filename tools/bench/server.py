@@ -122,6 +122,8 @@ class BenchServer:
                 continue
             with self.lock:
                 status, data = self.bus.transfer(addr, wdata, rlen)
+            if self.bus.edges:
+                self.push_edges()  # this transaction ran a commit: deliver its edge now
             if status == HANG:
                 time.sleep(self.hang_ms / 1000)  # wedged bus: only a watchdog gets you out
             data = data or b""

@@ -1,0 +1,15 @@
+"""rbamp: MicroPython driver for rbAmp AC energy-meter modules (protocol v1.0-v1.3).
+
+    from machine import I2C
+    from rbamp import RbAmp
+    dev = RbAmp(I2C(0, freq=50000), 0x50).begin()
+    snap = dev.read_rt()                 # one burst, no allocation
+    print(snap.voltage, snap.power[0])
+"""
+from .device import VARIANTS, RbAmp  # noqa: F401
+from .errors import (RbAmpError, RbAmpIOError, RbAmpModeError, RbAmpNotReadyError,  # noqa: F401
+                     RbAmpParamError, RbAmpSensorClass, RbAmpStaleError, RbAmpTimeoutError,
+                     RbAmpVersionError)
+from .rt import RtSnapshot  # noqa: F401
+
+__version__ = "0.1.0"
