@@ -10,6 +10,7 @@ from .device import VARIANTS, RbAmp  # noqa: F401
 from .errors import (RbAmpError, RbAmpIOError, RbAmpModeError, RbAmpNotReadyError,  # noqa: F401
                      RbAmpParamError, RbAmpSensorClass, RbAmpStaleError, RbAmpTimeoutError,
                      RbAmpVersionError)
+from .fleet import Fleet, broadcast_latch  # noqa: F401
 from .rt import RtSnapshot  # noqa: F401
 
 __version__ = "0.1.0"

@@ -14,6 +14,7 @@ from .commissioning import Commissioning
 from .energy import Energy
 from .errors import (RbAmpIOError, RbAmpNotReadyError, RbAmpParamError, RbAmpTimeoutError,
                      RbAmpVersionError)
+from .fleet_config import FleetConfig
 from .period import Period
 from .rt import RtSnapshot, implausible
 from .transport import Transport
@@ -31,7 +32,7 @@ class _PerChannel:
         return self._fn(ch)
 
 
-class RbAmp(Period, Commissioning):
+class RbAmp(Period, Commissioning, FleetConfig):
     def __init__(self, bus, addr=0x50, *, tries=None, variant=None):
         """bus: machine.I2C/SoftI2C (or the smbus adapter). variant: needed only for
         legacy firmware (v1.0-v1.2) that has no identity registers."""

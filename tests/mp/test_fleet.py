@@ -1,0 +1,77 @@
+# lib/rbamp/fleet.py against the bench server: General Call with witness, fallbacks.
+# bench: tests/mp/fleet_bench.json
+# timeout: 120
+import time
+
+import _bench
+import machine
+from mptest import eq, near, run
+
+from rbamp import Fleet, RbAmp, broadcast_latch
+
+i2c = machine.I2C(0, freq=50000)
+LOADS = {0x50: [1000.0], 0x51: [500.0, 250.0], 0x52: [2000.0]}
+
+
+def check_energy(fleet, rounds):
+    """Energy per module and channel vs the bench truth over the same rounds."""
+    t0 = _bench.ctl("truth")["truth"]
+    e0 = {m.addr: [m.energy.uwh(c) for c in range(m.channels)] for m in fleet.modules}
+    for _ in range(rounds):
+        time.sleep_ms(600)
+        for m, snap in fleet.read_all():
+            if not hasattr(snap, "avg_power"):
+                raise AssertionError("0x%02x: %r" % (m.addr, snap))
+            for c in range(m.channels):
+                near(snap.avg_power[c], LOADS[m.addr][c], 0.01)
+    t1 = _bench.ctl("truth")["truth"]
+    names = {0x50: "a", 0x51: "b", 0x52: "c"}
+    for m in fleet.modules:
+        for c in range(m.channels):
+            got = (m.energy.uwh(c) - e0[m.addr][c]) / 1e6
+            want = t1[names[m.addr]][c][0] - t0[names[m.addr]][c][0]
+            near(got, want, LOADS[m.addr][c] * 0.15 / 3600, "0x%02x ch%d" % (m.addr, c))
+
+
+def test_broadcast_is_nacked_when_nobody_listens():
+    # modules a and b enabled GC in flash but only at boot: they did boot with it
+    eq(broadcast_latch(i2c, 0, 5), True)
+    c = RbAmp(i2c, 0x52).begin(prime=False)
+    eq(c.gc_enabled(), False)
+
+
+def test_mixed_fleet_latches_sequentially():
+    f = Fleet(i2c, group=7).begin()
+    eq([m.addr for m in f.modules], [0x50, 0x51, 0x52])
+    eq(f.gc, False)                         # one module has General Call off
+    check_energy(f, 3)
+
+
+def test_enable_gc_then_broadcast_with_witness():
+    c = RbAmp(i2c, 0x52).begin(prime=False)
+    flash0 = [m for m in _bench.ctl("modules")["modules"] if m["name"] == "c"][0]["flash_writes"]
+    eq(c.enable_gc(True, group=7), True)   # group + GC_ENABLE, one save, reset
+    eq(c.gc_enabled(), True)
+    flash1 = [m for m in _bench.ctl("modules")["modules"] if m["name"] == "c"][0]["flash_writes"]
+    eq(flash1 - flash0, 1)
+    eq(c.enable_gc(True, group=7), False)  # already so: no flash write
+    f = Fleet(i2c, group=7).begin()
+    eq(f.gc, True)
+    check_energy(f, 3)
+    eq((f.gc_misses, f.gc_nacks), (0, 0))
+    ticks = [m.read_gc_tick() for m in f.modules]
+    eq(ticks, [f.tick] * 3)
+
+
+def test_a_module_that_misses_the_broadcast_is_latched_alone():
+    f = Fleet(i2c, group=7).begin()
+    b = f.modules[1]
+    b.set_group_id(3, save=False)          # RAM only: it now ignores group 7 frames
+    try:
+        check_energy(f, 3)
+        eq(f.gc_misses, 3)                 # once per round, and never double counted
+    finally:
+        b.set_group_id(7, save=False)
+
+
+run(globals())
