@@ -121,12 +121,19 @@ class Commissioning:
         self.prime()
 
     def factory_reset(self):
-        """FACTORY_RESET exists only in develop mode (MODE = 1); production refuses it."""
+        """FACTORY_RESET exists only in develop mode (MODE = 1); production refuses it.
+        The module comes back on the factory address 0x50 with REG_ERROR 0xFB (§3.15):
+        it must be alone on 0x50 then."""
         if self.io.read_u8(R.MODE) != 1:
             raise RbAmpModeError(1, "factory reset needs a module in develop mode")
-        self.io.write_u8(R.COMMAND, R.OP_FACTORY_RESET, retry=False)
+        try:
+            self.io.write_u8(R.COMMAND, R.OP_FACTORY_RESET, retry=False)
+        except OSError:
+            pass
         time.sleep_ms(R.T_FACTORY)
+        self.addr = self.io.addr = 0x50
         self.wait_ready()
+        self._anchor = None
 
     # ---- label (§9.5) --------------------------------------------------------------------
     def set_label(self, text, save=True):
