@@ -96,21 +96,18 @@ class Transport:
         self.read_into(reg, self._v4)
         return struct.unpack_from("<f", self._b)[0]
 
-    def read_stable_u8(self, reg, tries=4):
+    def _stable(self, read, reg, tries=4):
         """Registers updated without freeze (§2.6): read until two reads agree."""
-        last = self.read_u8(reg)
+        last = read(reg)
         for _ in range(tries):
-            v = self.read_u8(reg)
+            v = read(reg)
             if v == last:
                 return v
             last = v
         raise RbAmpIOError(5, "rbAmp 0x%02x: register 0x%02x unstable" % (self.addr, reg))
 
-    def read_stable_u16(self, reg, tries=4):
-        last = self.read_u16(reg)
-        for _ in range(tries):
-            v = self.read_u16(reg)
-            if v == last:
-                return v
-            last = v
-        raise RbAmpIOError(5, "rbAmp 0x%02x: register 0x%02x unstable" % (self.addr, reg))
+    def read_stable_u8(self, reg):
+        return self._stable(self.read_u8, reg)
+
+    def read_stable_u16(self, reg):
+        return self._stable(self.read_u16, reg)

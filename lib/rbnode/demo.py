@@ -1,17 +1,14 @@
-"""Bring-up demo: talks to rbAmp modules with raw register reads (rbamp-protocol.md §19).
+"""Bring-up demo on the rbamp driver: what `make run` shows until the node services land.
 
-It is what `make run` shows until the driver (lib/rbamp) and the node services land:
-scan, identify, stream the RT block on every DRDY edge, latch a period, print and publish.
+Scan and detect the modules, stream the RT block of every module on each DRDY edge
+(polling at 5 Hz without a DRDY pin), close a period every `period_s` with the fleet
+helper (General Call when every module has it), print, and publish to MQTT if configured.
 """
 import asyncio
 import json
-import struct
-import time
 
 from machine import I2C, Pin
-
-_RT, _LATCH, _VALID, _AVG0 = 0x86, 0x27, 0x07, 0xDC
-_NAMES = {1: "UI1", 2: "UI2", 3: "UI3", 4: "I1", 5: "I2", 6: "I3"}
+from rbamp import Fleet, RbAmpError
 
 
 def load_config(path):
@@ -23,96 +20,56 @@ def load_config(path):
         return {}
 
 
-class Module:
-    def __init__(self, i2c, addr):
-        self.i2c, self.addr = i2c, addr
-        self.buf = bytearray(56)
-        self.one = bytearray(1)
-        ident = i2c.readfrom_mem(addr, 0x54, 4)  # PRODUCT_ID, HW_VARIANT, FW_TIER, CAP lo
-        self.variant = ident[1]
-        self.channels = (self.variant - 1) % 3 + 1
-        self.version = i2c.readfrom_mem(addr, 0x03, 1)[0]
-        self.uid = i2c.readfrom_mem(addr, 0x5C, 12)
-        self.rt = None
-        self.reads = self.errors = 0
-        self.anchor = None
-        self.mwh = [0] * self.channels  # integer milli-Wh, never a float accumulator
-
-    def read_rt(self):
+def read_all_rt(mods):
+    for m in mods:
         try:
-            self.i2c.readfrom_mem_into(self.addr, _RT, self.buf)  # one atomic burst (§2.6)
-        except OSError:
-            self.errors += 1  # never use the buffer of a failed transfer (§2.8)
-            return
-        self.reads += 1
-        self.rt = struct.unpack("<14f", self.buf)
-
-    def latch(self):
-        self.i2c.writeto_mem(self.addr, 0x01, bytes((_LATCH,)))
-        return time.ticks_ms()
-
-    def close_period(self, t_latch):
-        self.i2c.readfrom_mem_into(self.addr, _VALID, self.one)
-        if not self.one[0] & 1:
-            return "stale"  # keep the anchor: the next good latch covers the gap (§7.3)
-        if self.anchor is None:
-            self.anchor = t_latch  # primer: its snapshot is discarded (§7.4)
-            return "primer"
-        avg = [struct.unpack("<f", self.i2c.readfrom_mem(self.addr, r, 4))[0]
-               for r in (0xDC, 0xC2, 0xC6)[: self.channels]]
-        dt = time.ticks_diff(t_latch, self.anchor)
-        self.anchor = t_latch
-        for ch, p in enumerate(avg):
-            self.mwh[ch] += int(p * dt / 3600 + 0.5)
-        return avg
+            m.read_rt()
+        except RbAmpError:
+            pass  # counted by the driver (retries, exhaustions, sanity rejects)
 
 
 async def sampler(mods, flag):
     while True:
         await flag.wait()
-        await asyncio.sleep_ms(10)  # wired-OR: edges of all modules come 1-5 ms apart
-        flag.clear() if hasattr(flag, "clear") else None
-        for m in mods:
-            m.read_rt()
+        await asyncio.sleep_ms(10)  # wired-OR: the modules' edges come 1-5 ms apart
+        read_all_rt(mods)
 
 
 async def poller(mods):
     while True:
-        for m in mods:
-            m.read_rt()
+        read_all_rt(mods)
         await asyncio.sleep_ms(200)
 
 
-async def metering(mods, period_s):
-    stamps = [m.latch() for m in mods]  # primer latches (sequential, §8.1)
-    await asyncio.sleep_ms(50)
-    for m, t in zip(mods, stamps):
-        m.close_period(t)
+async def metering(fleet, period_s):
     while True:
         await asyncio.sleep(period_s)
-        stamps = [m.latch() for m in mods]
-        await asyncio.sleep_ms(50)
-        for m, t in zip(mods, stamps):
-            r = m.close_period(t)
-            print("period 0x%02x: %s -> totals mWh %s" % (m.addr, r, m.mwh))
+        for m, snap in fleet.read_all():
+            if isinstance(snap, Exception):
+                print("period 0x%02x: %r" % (m.addr, snap))
+            else:
+                print("period 0x%02x: avg %s W over %d ms -> %s Wh" % (
+                    m.addr, ["%.1f" % p for p in snap.avg_power[:m.channels]], snap.dt_ms,
+                    ["%.4f" % m.energy.wh(c) for c in range(m.channels)]))
 
 
 async def report(mods, pin, client, topic):
     while True:
         await asyncio.sleep(2)
         for m in mods:
-            if m.rt is None:
+            s = m.rt
+            if not s.reads:
                 continue
-            u, i, p = m.rt[0], m.rt[2:2 + m.channels], m.rt[8:8 + m.channels]
-            line = "0x%02x %s U=%.1fV I=%s P=%s (%d reads, %d errors)" % (
-                m.addr, _NAMES.get(m.variant, "?"), u, ["%.2f" % x for x in i],
-                ["%.0f" % x for x in p], m.reads, m.errors)
-            print(line)
+            n = range(m.channels)
+            print("0x%02x %s U=%.1fV I=%s P=%s (%d reads, %d retries)" % (
+                m.addr, m.variant_name(), s.voltage, ["%.2f" % s.current[c] for c in n],
+                ["%.0f" % s.power[c] for c in n], s.reads, m.retry_count_total))
             if client is not None:
-                msg = {"u": u, "i": list(i), "p": list(p), "mwh": m.mwh}
+                msg = s.as_dict()
+                msg["wh"] = [m.energy.wh(c) for c in n]
                 await client.publish("%s/0x%02x" % (topic, m.addr), json.dumps(msg))
-        if pin is not None:
-            print("drdy edges seen: %d" % pin.edges if hasattr(pin, "edges") else "")
+        if pin is not None and hasattr(pin, "edges"):
+            print("drdy edges seen: %d" % pin.edges)
 
 
 async def connect_mqtt(cfg):
@@ -139,17 +96,12 @@ async def connect_mqtt(cfg):
 
 async def amain(cfg):
     ic = cfg.get("i2c") or {}
-    i2c = I2C(ic.get("id", 0), freq=ic.get("freq", 50000))
-    mods = []
-    for a in i2c.scan():
-        try:
-            if i2c.readfrom_mem(a, 0x54, 1)[0] == 1:
-                mods.append(Module(i2c, a))
-        except OSError as e:
-            print("0x%02x: not identified (%r)" % (a, e))
+    fleet = Fleet(I2C(ic.get("id", 0), freq=ic.get("freq", 50000))).begin()
+    mods = fleet.modules
     for m in mods:
-        print("found %s at 0x%02x, protocol v1.%d, uid %s" % (
-            _NAMES.get(m.variant, "?"), m.addr, m.version - 1, m.uid.hex()))
+        print("found %s at 0x%02x, protocol v1.%d, uid %s, General Call %s" % (
+            m.variant_name(), m.addr, m.firmware_version - 1, m.read_uid().hex(),
+            "on" if fleet.gc else "off (sequential latches)"))
     pin_no = (cfg.get("drdy") or {}).get("pin")
     pin = None
     if pin_no is not None:
@@ -162,7 +114,7 @@ async def amain(cfg):
     client = await connect_mqtt(cfg)
     topic = "%s/%s/demo" % ((cfg.get("mqtt") or {}).get("base_topic", "rbnode"),
                             (cfg.get("node") or {}).get("id", "rbnode"))
-    asyncio.create_task(metering(mods, cfg.get("period_s", 60)))
+    asyncio.create_task(metering(fleet, cfg.get("period_s", 60)))
     await report(mods, pin, client, topic)
 
 
