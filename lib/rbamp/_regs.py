@@ -1,5 +1,9 @@
 # rbAmp register map, opcodes and codes (rbamp-protocol.md §3, §5, §10).
-from micropython import const
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):
+        return x
 
 STATUS = const(0x00)
 COMMAND = const(0x01)

@@ -2,8 +2,8 @@
 address, saves, resets. Everything is read-compare-write: flash is written only when a
 value differs, and only with SAVE_USER_CONFIG / COMMIT_ADDR (never the blocked SAVE_GAINS,
 §18 #18: the public Python package uses it and production modules refuse it)."""
-import time
 
+from ._time import sleep_ms, ticks_diff, ticks_ms
 from . import _regs as R
 from .errors import RbAmpModeError, RbAmpParamError, RbAmpSensorClass
 
@@ -16,22 +16,22 @@ class Commissioning:
     def _outcome(self, what, grace_ms=300):
         """REG_ERROR right after the operation (§5.3 rule 2). Busy windows are approximate
         (flash ≈ 700 ms): a module still NACKing is polled for up to grace_ms more."""
-        t0 = time.ticks_ms()
+        t0 = ticks_ms()
         while True:
             try:
                 e = self.io.read_u8(R.ERROR)
                 break
             except OSError:
-                if time.ticks_diff(time.ticks_ms(), t0) > grace_ms:
+                if ticks_diff(ticks_ms(), t0) > grace_ms:
                     raise
-                time.sleep_ms(10)
+                sleep_ms(10)
         if e == R.ERR_PARAM:
             raise RbAmpModeError(1, "rbAmp 0x%02x refused %s (ERR_PARAM)" % (self.addr, what))
         return e
 
     def _command(self, op, settle_ms, what, retry=True):
         self.io.write_u8(R.COMMAND, op, retry)
-        time.sleep_ms(settle_ms)
+        sleep_ms(settle_ms)
         return self._outcome(what)
 
     def ct_codes(self):
@@ -116,7 +116,7 @@ class Commissioning:
             self.io.write_u8(R.COMMAND, R.OP_RESET, retry=False)
         except OSError:
             pass
-        time.sleep_ms(R.T_RESET)
+        sleep_ms(R.T_RESET)
         self.wait_ready(timeout_ms)
         self.prime()
 
@@ -130,7 +130,7 @@ class Commissioning:
             self.io.write_u8(R.COMMAND, R.OP_FACTORY_RESET, retry=False)
         except OSError:
             pass
-        time.sleep_ms(R.T_FACTORY)
+        sleep_ms(R.T_FACTORY)
         self.addr = self.io.addr = 0x50
         self.wait_ready()
         self._anchor = None
@@ -180,7 +180,7 @@ class Commissioning:
             self.io.write_u8(R.COMMAND, R.OP_RESET, retry=False)
         except OSError:
             pass
-        time.sleep_ms(R.T_RESET)
+        sleep_ms(R.T_RESET)
         self.addr = self.io.addr = new
         self._new_addr = None
         self.wait_ready(timeout_ms)

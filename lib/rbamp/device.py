@@ -7,8 +7,8 @@
 
 Period metering lives in period.py, configuration in commissioning.py (mixed in below).
 """
-import time
 
+from ._time import sleep_ms, ticks_diff, ticks_ms
 from . import _regs as R
 from .commissioning import Commissioning
 from .energy import Energy
@@ -82,17 +82,17 @@ class RbAmp(Period, Commissioning, FleetConfig):
 
     def wait_ready(self, timeout_ms=1000):
         """Wait for STATUS.READY (first RT commit after a reset, §6.2)."""
-        t0 = time.ticks_ms()
+        t0 = ticks_ms()
         while True:
             try:
                 if self.io.read_u8(R.STATUS) & 1:
                     return True
             except RbAmpIOError:
                 pass  # NACK while booting
-            if time.ticks_diff(time.ticks_ms(), t0) >= timeout_ms:
+            if ticks_diff(ticks_ms(), t0) >= timeout_ms:
                 raise RbAmpTimeoutError(110, "rbAmp 0x%02x not ready after %d ms"
                                         % (self.addr, timeout_ms))
-            time.sleep_ms(10)
+            sleep_ms(10)
 
     def begin(self, prime=True, timeout_ms=1000):
         """Detect the module (§14.1), wait until it measures, and take the primer latch."""
@@ -255,7 +255,7 @@ class RbAmp(Period, Commissioning, FleetConfig):
     def clear_error(self):
         """CLEAR_ERROR then W1C of EVENT bit 3 (§10.4: doing both is right either way)."""
         self.io.write_u8(R.COMMAND, R.OP_CLEAR_ERROR)
-        time.sleep_ms(5)
+        sleep_ms(5)
         self.io.write_u8(R.EVENT_FLAGS, R.EV_ERROR)
 
     def read_uptime(self):

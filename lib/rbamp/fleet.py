@@ -8,8 +8,8 @@ The General-Call frame is checked per module with GC_TICK == tick (PERIOD_VALID 
 and cannot tell a missed broadcast from the previous latch, §8.4); modules that missed it
 get their own latch. Each module keeps its own anchor, so nothing is counted twice.
 """
-import time
 
+from ._time import sleep_ms, ticks_ms
 from . import _regs as R
 from .device import RbAmp
 from .errors import RbAmpError, RbAmpParamError
@@ -58,7 +58,7 @@ class Fleet:
         if self.gc:  # a tick no module holds, so a stale GC_TICK never passes as a witness
             self.tick = (max(m.read_gc_tick() for m in self.modules) + 1) % 0xFFFF
         stamps = self.latch_all()
-        time.sleep_ms(R.T_LATCH)
+        sleep_ms(R.T_LATCH)
         for m in self.modules:
             m._anchor = stamps[m]
         return self
@@ -73,8 +73,8 @@ class Fleet:
         if self.gc:
             tick = self._next_tick()
             if broadcast_latch(self.i2c, self.group, tick):
-                t = time.ticks_ms()
-                time.sleep_ms(R.T_LATCH)
+                t = ticks_ms()
+                sleep_ms(R.T_LATCH)
                 for m in self.modules:
                     try:
                         if m.read_gc_tick() == tick:
@@ -94,7 +94,7 @@ class Fleet:
         """Latch all, wait one settle, read every snapshot. Yields (module, snapshot or
         the RbAmpError of that module); one module's fault never stops the others."""
         stamps = self.latch_all()
-        time.sleep_ms(R.T_LATCH)
+        sleep_ms(R.T_LATCH)
         out = []
         for m in self.modules:
             try:

@@ -10,8 +10,8 @@ snapshot whose read failed is read again before the next latch; a module that re
 restarts the anchor without inventing energy (§14.3).
 """
 import struct
-import time
 
+from ._time import sleep_ms, ticks_diff, ticks_ms
 from . import _regs as R
 from .energy import to_mw
 from .errors import RbAmpIOError, RbAmpParamError, RbAmpStaleError
@@ -58,15 +58,15 @@ class Period:
         for attempt in range(io.tries):
             try:
                 io.write_u8(R.COMMAND, R.OP_LATCH, retry=False)
-                return time.ticks_ms()
+                return ticks_ms()
             except RbAmpIOError:
-                t = time.ticks_ms()
+                t = ticks_ms()
                 if self._v13() and io.read_u8(R.EVENT_FLAGS) & R.EV_PERIOD_READY:
                     return t
                 if attempt + 1 >= io.tries:
                     raise
                 io.retry_count += 1
-                time.sleep_ms(io.gap_ms)
+                sleep_ms(io.gap_ms)
 
     def is_period_valid(self):
         """PERIOD_VALID: outcome of the most recent latch (a level, §3.2)."""
@@ -87,17 +87,17 @@ class Period:
         Retried every 250 ms until valid, so the anchor matches the module's period."""
         if self._v13():
             self.io.write_u8(R.EVENT_FLAGS, R.EV_RESET)  # later reboots become visible
-        t0 = time.ticks_ms()
+        t0 = ticks_ms()
         while True:
             t = self.latch_period()
-            time.sleep_ms(R.T_LATCH)
+            sleep_ms(R.T_LATCH)
             if self.is_period_valid():
                 self._anchor = t
                 self._pending = None
                 return t
-            if time.ticks_diff(time.ticks_ms(), t0) > timeout_ms:
+            if ticks_diff(ticks_ms(), t0) > timeout_ms:
                 raise RbAmpStaleError(61, "rbAmp 0x%02x: primer latch stays empty" % self.addr)
-            time.sleep_ms(250)
+            sleep_ms(250)
 
     def read_period_snapshot(self, settle_ms=R.T_LATCH, skip_latch=False, dt_ms=None,
                              latched_at=None):
@@ -113,11 +113,11 @@ class Period:
             t = self._pending          # a valid snapshot whose read failed: read it now
         else:
             if skip_latch or latched_at is not None:
-                t = time.ticks_ms() if latched_at is None else latched_at
+                t = ticks_ms() if latched_at is None else latched_at
             else:
                 t = self.latch_period()
                 if settle_ms:
-                    time.sleep_ms(settle_ms)
+                    sleep_ms(settle_ms)
             if self._v13():
                 ev = self.io.read_u8(R.EVENT_FLAGS)
                 if ev & R.EV_RESET:
@@ -146,7 +146,7 @@ class Period:
             snap.primer = True
             dt = 0
         else:
-            dt = time.ticks_diff(t, self._anchor)
+            dt = ticks_diff(t, self._anchor)
         self._anchor = t
         snap.dt_ms = dt
         for ch in range(self.channels):

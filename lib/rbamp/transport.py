@@ -4,9 +4,9 @@ Works with machine.I2C / SoftI2C or anything with readfrom_mem_into / writeto_me
 (see smbus.py for CPython on a Linux SBC). Never hands out the buffer of a failed transfer.
 """
 import struct
-import time
 from sys import platform
 
+from ._time import sleep_ms
 from .errors import RbAmpIOError
 
 # ESP32 masters NACK ~20 % of transactions at 100 kHz (rbamp-protocol.md §2.8): 3 tries
@@ -36,7 +36,7 @@ class Transport:
     def _failed(self, attempt, what, reg):
         if attempt + 1 < self.tries:
             self.retry_count += 1
-            time.sleep_ms(self.gap_ms)
+            sleep_ms(self.gap_ms)
             return
         self.retry_exhaustion_count += 1
         raise RbAmpIOError(5, "rbAmp 0x%02x: %s 0x%02x failed %d time(s)"

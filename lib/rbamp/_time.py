@@ -1,0 +1,14 @@
+# Millisecond ticks on MicroPython and CPython alike (wrap-safe ticks_diff on MicroPython).
+try:
+    from time import sleep_ms, ticks_diff, ticks_ms  # noqa: F401
+except ImportError:  # CPython (Linux SBC with smbus2)
+    import time as _t
+
+    def ticks_ms():
+        return int(_t.monotonic() * 1000)
+
+    def ticks_diff(a, b):
+        return a - b
+
+    def sleep_ms(ms):
+        _t.sleep(ms / 1000)
