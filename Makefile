@@ -5,7 +5,7 @@ PYTEST  ?= $(PY) -m pytest
 DURATION ?=
 export DURATION
 
-.PHONY: setup run test test-host test-mp clean
+.PHONY: setup run test bench clean
 
 setup:
 	@tools/setup.sh
@@ -15,6 +15,9 @@ run: setup
 
 test: setup
 	@$(PYTEST) -q tests $(PYTEST_ARGS)
+
+bench: setup
+	@$(PY) bench/run.py
 
 clean:
 	rm -rf build .hostboard .pytest_cache

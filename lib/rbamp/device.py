@@ -173,12 +173,26 @@ class RbAmp(Period, Commissioning, FleetConfig):
         One transaction on v1.3; allocates nothing. Returns snap."""
         snap = self.rt if snap is None else snap
         for attempt in range(self.io.tries):
-            self.io.read_into(R.RT_BLOCK, snap.buf)
+            if self.io.burst:
+                self.io.read_into(R.RT_BLOCK, snap.buf)
+            else:
+                self._read_rt_legacy(snap.buf)
             if implausible(snap.buf) < 0:
                 snap.reads += 1
                 return snap
             self.sanity_reject_count += 1
         raise RbAmpIOError(5, "rbAmp 0x%02x: implausible RT block" % self.addr)
+
+    def _read_rt_legacy(self, buf):
+        """No burst before v1.3: only the fields of present channels, each float guarded."""
+        n = self.channels
+        for k in range(14):
+            base = 0 if k < 2 else (k - 2) % 3
+            if k < 2 or base < n:
+                self.io.read_f32_into(R.RT_BLOCK + 4 * k, buf, 4 * k)
+            else:
+                for i in range(4):
+                    buf[4 * k + i] = 0
 
     def _value(self, reg, k):
         for attempt in range(self.io.tries):

@@ -64,6 +64,22 @@ class Transport:
             self.read_once(reg + i, one)
             buf[i] = one[0]
 
+    def read_f32_into(self, reg, buf, off):
+        """Legacy firmware: one float from four single-byte reads into buf[off:off+4].
+        An RT commit between the reads can splice two windows into one float (§2.6), so
+        the sign/exponent bytes are read again and the float re-read if they moved."""
+        one = self._one
+        for _ in range(3):
+            for i in (3, 2, 1, 0):
+                self.read_once(reg + i, one)
+                buf[off + i] = one[0]
+            self.read_once(reg + 3, one)
+            hi = one[0]
+            self.read_once(reg + 2, one)
+            if hi == buf[off + 3] and (one[0] ^ buf[off + 2]) & 0x80 == 0:
+                return
+        raise RbAmpIOError(5, "rbAmp 0x%02x: value at 0x%02x keeps changing" % (self.addr, reg))
+
     def write_u8(self, reg, value, retry=True):
         """One write transaction [reg, value]. retry=False for writes whose repetition
         would change the outcome (a command that may have run although the ACK was lost)."""
@@ -93,7 +109,10 @@ class Transport:
         return struct.unpack_from("<I", self._b)[0]
 
     def read_f32(self, reg):
-        self.read_into(reg, self._v4)
+        if self.burst:
+            self.read_into(reg, self._v4)
+        else:
+            self.read_f32_into(reg, self._b, 0)
         return struct.unpack_from("<f", self._b)[0]
 
     def _stable(self, read, reg, tries=4):

@@ -36,6 +36,22 @@ def test_legacy_firmware_needs_variant_and_reads_bytewise():
     near(snap.current[0], 3.0, 1e-3)
 
 
+def test_legacy_byte_reads_never_splice_two_windows():
+    # P alternates 1000 / 3000 W by window (partial windows give anything in between).
+    # A float read byte by byte across a commit can take its exponent from one window and
+    # its mantissa from the other: 750 or 4000 W, finite and wrong (§2.6).
+    d = RbAmp(i2c, 0x56, variant="UI1").begin(prime=False)
+    lo = hi = 0
+    for _ in range(1500):
+        p = d.read_power(0)
+        if not 999.9 <= p <= 3000.1:
+            raise AssertionError("spliced value %r" % p)
+        lo += p < 1500
+        hi += p > 2500
+    if lo < 100 or hi < 100:
+        raise AssertionError("load did not alternate: %d low, %d high" % (lo, hi))
+
+
 def test_rt_snapshot_is_one_transaction_and_exact():
     d = RbAmp(i2c, 0x50).begin(prime=False)
     before = counters(0x50)["transactions"]
