@@ -41,8 +41,9 @@ class Commissioning:
     def read_sensor_class(self):
         return self.io.read_u8(R.SENSOR_CLASS)
 
-    def set_sensor_class(self, sensor_class=RbAmpSensorClass.SCT_013, save=False):
-        """Returns True if the module changed. A different class resets the CT bindings."""
+    def set_sensor_class(self, sensor_class=RbAmpSensorClass.SCT_013, save=True):
+        """Returns True if the module changed (then saved to flash unless save=False).
+        A different class resets the CT bindings: bind them again."""
         if sensor_class not in (0, 1, 2, 3):
             raise RbAmpParamError(22, "sensor class %r not in 0..3" % (sensor_class,))
         if (self.firmware_version or 4) < 3:
@@ -62,7 +63,7 @@ class Commissioning:
         self._check_ch(ch)
         return self.io.read_stable_u8(R.CT_MODEL_CH0 + ch)
 
-    def set_ct_model_ch(self, ch, code, save=False):
+    def set_ct_model_ch(self, ch, code, save=True):
         """Bind a CT model to one channel; returns True if the module changed."""
         self._check_ch(ch)
         if code not in self.ct_codes():
@@ -82,7 +83,7 @@ class Commissioning:
             self.save_user_config()
         return True
 
-    def set_ct_model(self, code, save=False):
+    def set_ct_model(self, code, save=True):
         """The same CT model on every channel."""
         return self.configure_channels([code] * self.channels, save=save)
 
@@ -93,9 +94,9 @@ class Commissioning:
             raise RbAmpParamError(22, "%d CT codes for a %d-channel module" % (len(codes), self.channels))
         changed = False
         if (self.firmware_version or 4) >= 3:
-            changed = self.set_sensor_class(sensor_class)
+            changed = self.set_sensor_class(sensor_class, save=False)
         for ch in range(len(codes) - 1, -1, -1):
-            changed = self.set_ct_model_ch(ch, codes[ch]) or changed
+            changed = self.set_ct_model_ch(ch, codes[ch], save=False) or changed
         if changed and save:
             self.save_user_config()
         return changed

@@ -7,7 +7,8 @@ import _bench
 import machine
 from mptest import eq, near, raises, run
 
-from rbamp import RbAmp, RbAmpNotReadyError, RbAmpTimeoutError
+from rbamp import RbAmp, RbAmpNotReadyError, RbAmpTimeoutError, broadcast_latch
+from rbamp.aio import RtStream
 
 i2c = machine.I2C(0, freq=50000)
 
@@ -91,6 +92,34 @@ def test_set_ct_model_on_all_channels_and_save():
     d.save_user_config()
     d.reset()
     eq([d.read_ct_model_ch(c) for c in range(3)], [4, 4, 4])   # persisted
+
+
+def test_rt_stream_on_drdy_and_polling():
+    import asyncio
+    d = RbAmp(i2c, 0x50).begin(prime=False)
+
+    async def take(stream, n):
+        got = []
+        async for snap in stream:
+            got.append(snap.power[0])
+            if len(got) == n:
+                break
+        return got
+
+    t0 = time.ticks_ms()
+    s = RtStream(d, machine.Pin(6, machine.Pin.IN))      # the UI3's DRDY line
+    vals = asyncio.run(take(s, 10))
+    s.close()
+    dt = time.ticks_diff(time.ticks_ms(), t0)
+    eq(len(vals), 10)
+    near(vals[-1], 1150.0, 0.01)
+    if not 1500 <= dt <= 2600:                            # 10 RT commits at 5 Hz
+        raise AssertionError("10 DRDY snapshots took %d ms" % dt)
+    eq(len(asyncio.run(take(RtStream(d), 3))), 3)         # no pin: polling
+
+
+def test_broadcast_without_listeners_is_a_nack():
+    eq(broadcast_latch(i2c, 0, 1), False)                  # nobody enabled General Call
 
 
 run(globals())
