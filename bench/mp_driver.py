@@ -35,7 +35,6 @@ for name, addr, variant in (("ui1", 0x50, None), ("ui3", 0x51, None),
     print("rt_snapshot_transactions_%s: %g transactions" % (name, c["transactions"] / N))
     print("rt_snapshot_bus_ms_%s: %.2f ms at 50 kHz" % (name, c["bus_us"] / N / 1000))
     if name == "ui3":
-        print("rt_snapshot_transactions_ui3: %g transactions" % (c["transactions"] / N))
         for _ in range(5):
             d.read_rt()
         gc.collect()

@@ -1,5 +1,4 @@
 """Bench vs rbamp-protocol.md §5, §9, §10: every command, config rules, errors, events."""
-import pytest
 
 from benchrig import MS, Rig
 from tools.bench.bus import NACK_ADDR, NACK_DATA, OK
