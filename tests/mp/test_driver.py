@@ -132,7 +132,9 @@ def test_period_energy_matches_truth():
     near(snap.avg_power[2], 23.0, 0.001)
     got = d.energy.wh(0)
     want = truth1[0][0] - truth0[0][0]
-    near(got, want, 1150.0 * 0.06 / 3600, "energy vs truth")   # 60 ms of stamping slack
+    # the truth is sampled by control requests around the run: allow 150 ms of slack
+    # (a wrong dt or a double count would be off by hundreds of ms)
+    near(got, want, 1150.0 * 0.15 / 3600, "energy vs truth")
     eq(d.energy.uwh(0), snap.uwh[0])
 
 
