@@ -73,7 +73,8 @@ class Control:
     def op_truth(self):
         """Ground truth per module and channel: [[import_wh, export_wh], ...]."""
         return {"truth": {m.name: [list(m.truth_wh(ch)) for ch in range(m.n_i)]
-                          for m in self.bus.modules}}
+                          for m in self.bus.modules},
+                "t_us": max([m.truth_t for m in self.bus.modules] or [0])}  # integrated to
 
     def op_counters(self, reset=False):
         out = {"%d" % a: c.as_dict() for a, c in self.bus.counters.items()}
