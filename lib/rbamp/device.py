@@ -16,7 +16,7 @@ from .errors import (RbAmpIOError, RbAmpNotReadyError, RbAmpParamError, RbAmpTim
                      RbAmpVersionError)
 from .fleet_config import FleetConfig
 from .period import Period
-from .rt import RtSnapshot, implausible
+from .rt import CEILINGS, F_I, F_IPK, F_P, F_PF, F_U, F_UPK, RtSnapshot, implausible
 from .transport import Transport
 
 VARIANTS = {1: "UI1", 2: "UI2", 3: "UI3", 4: "I1", 5: "I2", 6: "I3"}
@@ -195,41 +195,46 @@ class RbAmp(Period, Commissioning, FleetConfig):
                     buf[4 * k + i] = 0
 
     def _value(self, reg, k):
+        """One float read, checked against the ceiling of RT field k (§15)."""
+        ceil = CEILINGS[k]
         for attempt in range(self.io.tries):
             v = self.io.read_f32(reg)
-            if v == v and -1e30 < v < 1e30 and _plausible(k, v):
+            if -ceil <= v <= ceil:  # NaN and Inf fail this too
                 return v
-            if k >= 11 and v != v:
+            if k >= F_PF and v != v:
                 return v  # PF is NaN when there is no current: unknown, not an error
             self.sanity_reject_count += 1
         raise RbAmpIOError(5, "rbAmp 0x%02x: implausible value at 0x%02x" % (self.addr, reg))
 
+    def _field(self, k, ch=0):
+        """Field k of the RT block for channel ch: register RT_BLOCK + 4 * (k + ch)."""
+        if k >= F_I:
+            self._check_ch(ch)
+        return self._value(R.RT_BLOCK + 4 * (k + ch), k + ch)
+
     def read_voltage(self):
-        return self._value(R.RT_BLOCK, 0)
+        return self._field(F_U)
 
     def read_voltage_peak(self):
-        return self._value(R.RT_BLOCK + 4, 1)
+        return self._field(F_UPK)
 
     def read_current(self, ch=0):
-        self._check_ch(ch)
-        return self._value(0x8E + 4 * ch, 2 + ch)
+        return self._field(F_I, ch)
 
     def read_current_peak(self, ch=0):
-        self._check_ch(ch)
-        return self._value(0x9A + 4 * ch, 5 + ch)
+        return self._field(F_IPK, ch)
 
     def read_power(self, ch=0):
-        self._check_ch(ch)
-        return self._value(0xA6 + 4 * ch, 8 + ch)
+        return self._field(F_P, ch)
 
     def read_power_factor(self, ch=0):
-        self._check_ch(ch)
-        return self._value(0xB2 + 4 * ch, 11 + ch)
+        return self._field(F_PF, ch)
 
     def read_reactive_power(self, ch=0):
-        """Q in var (+ inductive); outside the read-freeze of the RT block (§2.6)."""
+        """Q in var (+ inductive); outside the read-freeze of the RT block (§2.6).
+        Checked against the ceiling of P."""
         self._check_ch(ch)
-        return self._value(R.Q_REAC + 4 * ch, 8 + ch)
+        return self._value(R.Q_REAC + 4 * ch, F_P + ch)
 
     def read_frequency(self):
         return self.io.read_u8(R.AC_FREQ)
@@ -288,11 +293,3 @@ class RbAmp(Period, Commissioning, FleetConfig):
         self.io.reset_counters()
         self.sanity_reject_count = 0
         self.stale_count = 0
-
-
-_CEIL = (500.0, 750.0, 150.0, 150.0, 150.0, 250.0, 250.0, 250.0, 30000.0, 30000.0, 30000.0,
-         1.5, 1.5, 1.5)
-
-
-def _plausible(k, v):
-    return -_CEIL[k] <= v <= _CEIL[k]

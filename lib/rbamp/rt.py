@@ -6,7 +6,8 @@ nothing (floats are heap objects on MicroPython).
 """
 import struct
 
-_U, _UPK, _I, _IPK, _P, _PF = 0, 1, 2, 5, 8, 11
+# field index k of the RT block: register RT_BLOCK + 4 * k
+F_U, F_UPK, F_I, F_IPK, F_P, F_PF = 0, 1, 2, 5, 8, 11
 
 
 def _bits(x):
@@ -14,9 +15,9 @@ def _bits(x):
     return ((b[3] & 0x7F) << 8) | b[2], (b[1] << 8) | b[0]
 
 
-# Client plausibility ceilings (§15): a corrupted transfer, not a reading.
-_LIMITS = [_bits(v) for v in (500.0, 750.0) + (150.0,) * 3 + (250.0,) * 3 + (30000.0,) * 3
-           + (1.5,) * 3]
+# Client plausibility ceilings per field (§15): beyond them a transfer was corrupted.
+CEILINGS = (500.0, 750.0) + (150.0,) * 3 + (250.0,) * 3 + (30000.0,) * 3 + (1.5,) * 3
+_LIMITS = [_bits(v) for v in CEILINGS]
 
 
 def implausible(buf, nfields=14):
@@ -26,7 +27,7 @@ def implausible(buf, nfields=14):
         o = 4 * k
         hi = ((buf[o + 3] & 0x7F) << 8) | buf[o + 2]
         if hi >= 0x7F80:  # exponent all ones: NaN or Inf
-            if k >= _PF and hi > 0x7F80:
+            if k >= F_PF and hi > 0x7F80:
                 continue
             return k
         lim_hi, lim_lo = _LIMITS[k]
@@ -58,21 +59,21 @@ class RtSnapshot:
         self.buf = bytearray(56)
         self.channels = channels
         self.reads = 0  # successful reads into this snapshot
-        self.current = _Field(self, _I)
-        self.current_peak = _Field(self, _IPK)
-        self.power = _Field(self, _P)
-        self.power_factor = _Field(self, _PF)
+        self.current = _Field(self, F_I)
+        self.current_peak = _Field(self, F_IPK)
+        self.power = _Field(self, F_P)
+        self.power_factor = _Field(self, F_PF)
 
     def field(self, k):
         return struct.unpack_from("<f", self.buf, 4 * k)[0]
 
     @property
     def voltage(self):
-        return self.field(_U)
+        return self.field(F_U)
 
     @property
     def voltage_peak(self):
-        return self.field(_UPK)
+        return self.field(F_UPK)
 
     def apparent_power(self, ch):
         """S = U_rms * I_rms, computed on the master (the module does not provide it)."""
