@@ -15,8 +15,7 @@ from tools import hostenv  # noqa: E402
 
 def run_mp(script, bench, args=(), path_extra=()):
     env = hostenv.node_env(bench.address if bench else None, tempfile.mkdtemp(), None, path_extra)
-    p = subprocess.run([hostenv.micropython(), script] + list(args), cwd=ROOT, env=env,
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600)
+    p = hostenv.run_mp(script, args, env, timeout=600)
     if p.returncode:
         raise SystemExit("benchmark %s failed:\n%s" % (script, p.stdout))
     return p.stdout

@@ -21,6 +21,7 @@ sys.path.insert(0, ROOT)
 
 from tools import hostenv  # noqa: E402
 from tools.broker import Broker  # noqa: E402
+from tools.hostenv import run_mp  # noqa: E402
 
 MP_DIR = os.path.join(ROOT, "tests", "mp")
 
@@ -38,14 +39,6 @@ def bench():
     b = hostenv.BenchProcess()
     yield b
     b.stop()
-
-
-def run_mp(script, args=(), env=None, timeout=120, cwd=None):
-    """Run a MicroPython script on the unix port with the host-board path; returns
-    CompletedProcess (stdout and stderr merged)."""
-    return subprocess.run([hostenv.micropython(), script] + list(args), cwd=cwd or ROOT,
-                          env=env or hostenv.node_env(), stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, timeout=timeout)
 
 
 def pytest_pycollect_makemodule(module_path, parent):

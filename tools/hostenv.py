@@ -45,6 +45,14 @@ def node_env(bench=None, board_dir=None, extra=None, path_extra=()):
     return env
 
 
+def run_mp(script, args=(), env=None, timeout=120, cwd=None):
+    """Run a MicroPython script on the unix port (default: the host-board path, no bench);
+    returns the CompletedProcess with stdout and stderr merged."""
+    return subprocess.run([micropython(), script] + list(args), cwd=cwd or ROOT,
+                          env=env or node_env(), stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=timeout)
+
+
 class BenchProcess:
     """The bench server as a child process; `address` is (host, port) once ready."""
 
