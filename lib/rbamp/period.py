@@ -142,8 +142,7 @@ class Period:
         if skip_latch:
             dt = dt_ms
         elif self._anchor is None:
-            self._anchor = t
-            snap.primer = True
+            snap.primer = True         # no anchor yet: this latch only becomes one
             dt = 0
         else:
             dt = ticks_diff(t, self._anchor)
