@@ -1,11 +1,12 @@
-# main.py: start the node application. A failure here must leave the REPL usable.
+# main.py: start the node (lib/rbnode/app.py). Whatever happens, the REPL stays usable:
+# a bad config.json puts the node in safe mode, a crash restarts it at most a few times.
 import sys
 
 try:
-    from rbnode import demo
+    from rbnode import app
 
-    demo.run("config.json")
+    app.run("config.json")
 except KeyboardInterrupt:
     print("stopped")
-except Exception as e:  # noqa: BLE001 - report and return to the REPL, never crash-loop
+except Exception as e:  # noqa: BLE001 - e.g. a broken image: report, stay at the REPL
     sys.print_exception(e)

@@ -72,23 +72,41 @@ class Fleet:
         stamps = {}
         if self.gc:
             tick = self._next_tick()
-            if broadcast_latch(self.i2c, self.group, tick):
-                t = ticks_ms()
-                sleep_ms(R.T_LATCH)
-                for m in self.modules:
-                    try:
-                        if m.read_gc_tick() == tick:
-                            stamps[m] = t
-                    except RbAmpError:
-                        pass
-            else:
-                self.gc_nacks += 1
+            if not broadcast_latch(self.i2c, self.group, tick):
+                self.gc_nacks += 1  # a glitched frame may still have reached some modules
+            t = ticks_ms()
+            sleep_ms(R.T_LATCH)
+            for m in self.modules:   # the witness decides, whatever the master saw
+                if self._witness(m) == tick:
+                    stamps[m] = t
         for m in self.modules:
             if m not in stamps:
                 if self.gc:
                     self.gc_misses += 1
-                stamps[m] = m.latch_period()
+                try:
+                    stamps[m] = m.latch_period()
+                except RbAmpError:
+                    stamps[m] = None  # not latched: its period goes on, anchor kept
         return stamps
+
+    @staticmethod
+    def _witness(m, tries=3):
+        """GC_TICK of m, read again on a bus error: a module that did take the broadcast
+        must not be latched a second time (that latch would come back empty)."""
+        for i in range(tries):
+            try:
+                return m.read_gc_tick()
+            except RbAmpError:
+                sleep_ms(2)
+        return None
+
+    def set_modules(self, modules):
+        """Latch these modules from now on (modules join and leave at run time)."""
+        self.modules = list(modules)
+        was = self.gc
+        self.gc = bool(self.modules) and all(m.gc_enabled() for m in self.modules)
+        if self.gc and not was:
+            self.tick = (max(m.read_gc_tick() for m in self.modules) + 1) % 0xFFFF
 
     def read_all(self):
         """Latch all, wait one settle, read every snapshot. Yields (module, snapshot or
@@ -98,6 +116,8 @@ class Fleet:
         out = []
         for m in self.modules:
             try:
+                if stamps[m] is None:
+                    raise RbAmpError(5, "rbAmp 0x%02x: latch not acknowledged" % m.addr)
                 out.append((m, m.read_period_snapshot(latched_at=stamps[m])))
             except RbAmpError as e:
                 out.append((m, e))

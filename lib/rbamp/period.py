@@ -36,7 +36,8 @@ class PeriodSnapshot:
 class Period:
     def __init__(self):
         self._anchor = None
-        self._pending = None     # latch time of a valid snapshot not read yet
+        self._pending = None     # latch time of a snapshot not read yet
+        self._checked = False    # its reboot/validity check is done
         self._pending_fails = 0
         self.lost_periods = 0    # snapshots that could not be read at all (energy lost)
         self.stale_count = 0
@@ -47,6 +48,11 @@ class Period:
 
     def _v13(self):
         return (self.firmware_version or 0) >= 4
+
+    @property
+    def period_pending(self):
+        """True while a latch's snapshot waits to be read (the next call reads it, no latch)."""
+        return self._pending is not None
 
     def latch_period(self):
         """LATCH_PERIOD; returns the master time stamp (ticks_ms) of the latch.
@@ -109,26 +115,28 @@ class Period:
             raise RbAmpParamError(22, "skip_latch=True needs dt_ms, the real time since the last latch")
         snap = self.period
         snap.primer = snap.gap = False
-        if self._pending is not None:
-            t = self._pending          # a valid snapshot whose read failed: read it now
-        else:
+        if self._pending is None:      # else: a latch whose outcome was not read yet
             if skip_latch or latched_at is not None:
                 t = ticks_ms() if latched_at is None else latched_at
             else:
                 t = self.latch_period()
                 if settle_ms:
                     sleep_ms(settle_ms)
-            if self._v13():
-                ev = self.io.read_u8(R.EVENT_FLAGS)
-                if ev & R.EV_RESET:
-                    return self._module_rebooted(t)
-            if not self.is_period_valid():
-                self.stale_count += 1
-                snap.valid = False
-                raise RbAmpStaleError(61, "rbAmp 0x%02x: empty latch, anchor kept" % self.addr)
             self._pending = t
+            self._checked = False
+        t = self._pending
         try:
-            self._read_snapshot(snap)  # on failure _pending keeps the latch time for a retry
+            if not self._checked:      # reboot witness, then validity: once per latch
+                if self._v13() and self.io.read_u8(R.EVENT_FLAGS) & R.EV_RESET:
+                    self._pending = None
+                    return self._module_rebooted(t)
+                if not self.is_period_valid():
+                    self._pending = None
+                    self.stale_count += 1
+                    snap.valid = False
+                    raise RbAmpStaleError(61, "rbAmp 0x%02x: empty latch, anchor kept" % self.addr)
+                self._checked = True
+            self._read_snapshot(snap)
         except RbAmpIOError:
             self._pending_fails += 1
             if self._pending_fails >= 3:  # give it up: the next period starts at that latch
@@ -156,7 +164,10 @@ class Period:
         return snap
 
     def _module_rebooted(self, t):
-        """§14.3: its live period began at its boot; energy since our last latch is lost."""
+        """§14.3: its live period began at its boot; energy since our last latch is lost.
+        The latch just made closed the windows since the boot: that snapshot is read when it
+        is valid (avg_power, commit_count), but no energy is booked (no anchor for the boot);
+        a caller that knows the window length can use it (commit_count x 200 ms)."""
         self.io.write_u8(R.EVENT_FLAGS, R.EV_RESET | R.EV_PERIOD_READY)
         self.module_reboots += 1
         self._anchor = t
@@ -164,7 +175,14 @@ class Period:
         snap = self.period
         snap.valid = snap.primer = snap.gap = True
         snap.dt_ms = 0
+        snap.t_latch = t
         snap.uwh[0] = snap.uwh[1] = snap.uwh[2] = 0
+        snap.commit_count = 0
+        try:
+            if self.is_period_valid():
+                self._read_snapshot(snap)
+        except RbAmpIOError:
+            snap.commit_count = 0
         return snap
 
     def _read_snapshot(self, snap):

@@ -119,6 +119,7 @@ class Control:
 
     def op_module_fault(self, module, action, value=None):
         """reboot | power_cycle (value = off ms) | unplug | replug | stuck | unstuck |
+        empty_latch (the next `value` latches are empty, as in the race of §7.5) |
         drift (value = ppm) | gain_error (value = fraction)."""
         m = self._module(module)
         t = self.srv.clock.now_us()
@@ -130,6 +131,8 @@ class Control:
             self.bus.unplug(m)
         elif action == "replug":
             self.bus.replug(m)
+        elif action == "empty_latch":
+            m.empty_latches += int(value or 1)
         elif action in ("stuck", "unstuck"):
             m.stuck = action == "stuck"
         elif action == "drift":

@@ -149,7 +149,8 @@ def latch(m, t):
     that keeps the live period (failed-latch preservation)."""
     m.advance(t)
     race = m.latch_race_us and m.last_commit is not None and t - m.last_commit < m.latch_race_us
-    if m.live_n == 0 or race:
+    if m.live_n == 0 or race or m.empty_latches:
+        m.empty_latches = max(0, m.empty_latches - 1)
         m.period_valid = 0
         return
     n = m.live_n

@@ -84,6 +84,7 @@ class RbAmpModule:
         self.reject_reserved_writes = reject_reserved_writes
         self.chip_timer_scale = chip_timer_scale
         self.latch_race_us = latch_race_us
+        self.empty_latches = 0   # test hook: the next n latches are empty (module_fault)
         self.reset_busy_us = reset_busy_us
         self.mains = mains or Mains()
         chans = list(channels or [])

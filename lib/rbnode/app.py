@@ -1,0 +1,125 @@
+"""Entry point (main.py calls run()): config, safe mode, crash guard, the node.
+
+Never a boot loop:
+  - an invalid config.json -> safe mode: the reasons are printed and written to
+    safe_mode.txt, nothing else starts (no watchdog), the REPL and mpremote stay usable;
+  - a service that crashes -> the ledger is saved, the traceback goes to crash.txt, and the
+    board restarts; after CRASH_LIMIT crashes in a row without CRASH_CLEAR_S of healthy
+    running it stays in safe mode instead.
+"""
+import asyncio
+import json
+import sys
+
+from . import config as _config
+from . import log
+
+CRASH_FILE = "crash.txt"
+CRASH_COUNT = "crash.json"
+SAFE_FILE = "safe_mode.txt"
+CRASH_LIMIT = 3
+CRASH_CLEAR_S = 120
+
+
+def _write(path, text):
+    try:
+        with open(path, "w") as f:
+            f.write(text)
+    except OSError:
+        pass
+
+
+def _remove(path):
+    import os
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+def safe_mode(reasons):
+    """Report why the node does not start, and return to the REPL."""
+    text = "\n".join(reasons)
+    print("=" * 60)
+    print("rbnode SAFE MODE: the node is not measuring. Reason(s):")
+    for r in reasons:
+        print("  - " + r)
+    print("Fix config.json (e.g. with mpremote), then reset the board.")
+    print("=" * 60)
+    _write(SAFE_FILE, text + "\n")
+    return reasons
+
+
+def _crashes():
+    try:
+        with open(CRASH_COUNT) as f:
+            return int(json.load(f).get("n", 0))
+    except (OSError, ValueError, AttributeError, TypeError):
+        return 0
+
+
+def load_config(path):
+    cfg, errs = _config.load(path)
+    if errs and "file not found" in errs[0]:
+        log.warning("config", "%s; running with defaults (modules found on the bus, no network)",
+                    errs[0])
+        cfg, errs = _config.check({})
+    return cfg, errs
+
+
+def run(path="config.json", board=None):
+    """Start the node. Returns only in safe mode or after Ctrl-C (list of reasons / None)."""
+    cfg, errs = load_config(path)
+    if errs:
+        return safe_mode(errs)
+    _remove(SAFE_FILE)
+    log.set_level(cfg["log_level"])
+    n = _crashes()
+    if n >= CRASH_LIMIT:
+        try:
+            with open(CRASH_FILE) as f:
+                last = f.read().strip().split("\n")[-1]
+        except OSError:
+            last = "?"
+        return safe_mode(["the node crashed %d times in a row (last: %s); see %s. Delete %s "
+                          "to try again." % (n, last, CRASH_FILE, CRASH_COUNT)])
+    from .board import Board
+    from .node import Node
+    board = board or Board(cfg["i2c"])
+    node = Node(cfg, board)
+    try:
+        node.start()
+        asyncio.run(_main(node, n))
+    except KeyboardInterrupt:
+        node.save()
+        log.info("node", "stopped (ledger saved)")
+        return None
+    except Exception as e:  # noqa: BLE001 - last line of defence: record, save, restart
+        _crashed(node, e, n)
+        board.reset()
+
+
+async def _main(node, crashes):
+    asyncio.create_task(_healthy_after(crashes))
+    await node.run()
+
+
+async def _healthy_after(crashes):
+    if crashes:
+        await asyncio.sleep(CRASH_CLEAR_S)
+        _remove(CRASH_COUNT)
+
+
+def _crashed(node, exc, n):
+    import io
+    buf = io.StringIO()
+    sys.print_exception(exc, buf)
+    tb = buf.getvalue()
+    print(tb)
+    log.error("node", "crashed: %r; saving the ledger and restarting", exc)
+    try:
+        node.save()
+    except Exception as e:  # noqa: BLE001
+        log.error("node", "ledger save after the crash failed: %r", e)
+    _write(CRASH_FILE, tb)
+    _write(CRASH_COUNT, json.dumps({"n": n + 1}))

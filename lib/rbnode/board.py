@@ -1,0 +1,87 @@
+"""The board: every hardware object of the node is made here and handed to the others.
+
+ESP32, RP2040 (Pico W) and the unix-port host board (tools/hostboard) differ in:
+  - RTC memory: ESP32 keeps 2 KB across deep sleep and resets; RP2040 has none (None here).
+  - hard IRQs: both chips run `hard=True` handlers in interrupt context (no allocation);
+    the host board runs them under heap_lock to catch the same mistakes.
+  - watchdog range: RP2040 at most 8388 ms; ESP32 any.
+  - ticks wrap at 2**30 ms on every port: always ticks_diff().
+"""
+import sys
+import time
+
+import machine
+
+PORT = sys.platform          # "esp32", "rp2", "linux" (host board)
+WDT_MAX_MS = {"rp2": 8388}
+RESET_CAUSES = {getattr(machine, k, -1): k[:-6].lower() for k in (
+    "PWRON_RESET", "HARD_RESET", "WDT_RESET", "DEEPSLEEP_RESET", "SOFT_RESET")}
+
+
+class Board:
+    def __init__(self, i2c_cfg=None):
+        self._i2c_cfg = i2c_cfg or {}
+        self._i2c = None
+        self._pins = {}
+        self._wdt = None
+        self.rtc = machine.RTC() if hasattr(machine, "RTC") else None
+
+    # ---- buses and pins ------------------------------------------------------------------
+    def i2c(self):
+        """The I2C bus of config `i2c` (board default pins when sda/scl are null)."""
+        if self._i2c is None:
+            c = self._i2c_cfg
+            kw = {"freq": c.get("freq", 50000)}
+            if c.get("scl") is not None:
+                kw["scl"] = machine.Pin(c["scl"])
+            if c.get("sda") is not None:
+                kw["sda"] = machine.Pin(c["sda"])
+            self._i2c = machine.I2C(c.get("id", 0), **kw)
+        return self._i2c
+
+    def drdy_pin(self, n, handler):
+        """Input with pull-up and a falling-edge IRQ calling handler(pin) in IRQ context."""
+        p = self._pins.get(n)
+        if p is None:
+            p = self._pins[n] = machine.Pin(n, machine.Pin.IN, machine.Pin.PULL_UP)
+        p.irq(handler, machine.Pin.IRQ_FALLING, hard=True)
+        return p
+
+    # ---- watchdog --------------------------------------------------------------------------
+    def watchdog(self, seconds):
+        """Start the hardware watchdog (cannot be stopped once started). 0: none."""
+        if not seconds or not hasattr(machine, "WDT"):
+            return None
+        ms = min(seconds * 1000, WDT_MAX_MS.get(PORT, seconds * 1000))
+        self._wdt = machine.WDT(timeout=ms)
+        return self._wdt
+
+    def feed(self):
+        if self._wdt is not None:
+            self._wdt.feed()
+
+    # ---- reset, sleep, identity ----------------------------------------------------------
+    def reset_cause(self):
+        return RESET_CAUSES.get(machine.reset_cause(), "unknown")
+
+    def reset(self):
+        machine.reset()
+
+    def deepsleep(self, ms):
+        machine.deepsleep(ms)
+
+    def unique_id(self):
+        return "".join("%02x" % b for b in machine.unique_id())
+
+    def rtc_memory(self, data=None):
+        """Bytes kept across deep sleep and soft resets, or None where the chip has none."""
+        mem = getattr(self.rtc, "memory", None)
+        if mem is None:
+            return None
+        return mem() if data is None else mem(data)
+
+    @staticmethod
+    def epoch():
+        """Seconds since 1970 (MicroPython's time.time() counts from 2000 on the chips)."""
+        t = time.time()
+        return t + 946684800 if time.gmtime(0)[0] == 2000 else t

@@ -1,0 +1,328 @@
+"""config.json: defaults, merge and validation (runs on the node and on the host).
+
+    cfg, errors = load("config.json")   # cfg: complete and valid, or None with errors
+    check(dict) -> (cfg, errors)
+
+Every problem is one line that names the key, the value and what is allowed. The schema
+below is the single source of truth: CONFIG.md documents it and config.example.json shows
+every key with its default (tests keep the three in step).
+"""
+import json
+
+# A spec is (kind, default, arg):
+#   int / num: arg = (lo, hi)      str: arg = max length      id: [a-z0-9_-], arg = max length
+#   bool        enum: arg = tuple of choices      pin: GPIO number 0..48 or null
+#   addr: I2C address 0x08..0x77 (integer or "0x50")
+#   sub: arg = nested schema       list: arg = (item spec, max items)
+#   opt_*: like * but null allowed (means "leave as it is" / "auto")
+CT_AMPS = {5: 1, 10: 2, 30: 3, 50: 4, 100: 5, 20: 6}   # rated A -> CT model code (§9.1)
+LEVELS = ("debug", "info", "warning", "error")
+
+MODULE = {
+    "address": ("addr", None, None),
+    "name": ("id", "", 24),
+    "uid": ("opt_hex", None, 24),
+    "channels": ("list", [], (("str", "", 24), 3)),
+    "sensor_class": ("opt_enum", None, ("sct013",)),
+    "ct": ("list", [], (("opt_ct", None, None), 3)),
+    "tier": ("enum", "auto", ("auto", "basic", "standard")),
+    "bidirectional": ("bool", False, None),
+    "variant": ("opt_enum", None, ("UI1", "UI2", "UI3", "I1", "I2", "I3")),
+    "drdy_pin": ("pin", None, None),
+}
+
+SCHEMA = {
+    "node": ("sub", None, {
+        "id": ("id", "", 32),
+        "name": ("str", "rbAmp node", 64),
+    }),
+    "mode": ("enum", "continuous", ("continuous", "sleep")),
+    "log_level": ("enum", "info", LEVELS),
+    "i2c": ("sub", None, {
+        "id": ("int", 0, (0, 1)),
+        "sda": ("pin", None, None),
+        "scl": ("pin", None, None),
+        "freq": ("int", 50000, (10000, 400000)),
+        "retries": ("int", 3, (1, 5)),
+    }),
+    "drdy_pin": ("pin", None, None),
+    "modules": ("list", [], (("sub", None, MODULE), 16)),
+    "period_s": ("int", 60, (10, 3600)),
+    "save_s": ("int", 300, (10, 86400)),
+    "events": ("sub", None, {
+        "threshold_w": ("num", 100.0, (1.0, 30000.0)),
+        "threshold_pct": ("num", 20.0, (0.0, 1000.0)),
+        "settle_windows": ("int", 3, (1, 50)),
+    }),
+    "wifi": ("sub", None, {
+        "ssid": ("str", "", 32),
+        "password": ("str", "", 64),
+    }),
+    "mqtt": ("sub", None, {
+        "host": ("str", "", 128),
+        "port": ("int", 1883, (1, 65535)),
+        "user": ("str", "", 64),
+        "password": ("str", "", 128),
+        "base_topic": ("str", "rbnode", 64),
+        "discovery_prefix": ("str", "homeassistant", 64),
+    }),
+    "watchdog_s": ("int", 30, (0, 3600)),
+}
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def defaults(schema=SCHEMA):
+    out = {}
+    for key, (kind, default, arg) in schema.items():
+        out[key] = defaults(arg) if kind == "sub" else (list(default) if isinstance(default, list)
+                                                       else default)
+    return out
+
+
+def _type_name(v):
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "true/false"
+    if isinstance(v, (int, float)):
+        return "a number"
+    if isinstance(v, str):
+        return "text"
+    if isinstance(v, list):
+        return "a list"
+    if isinstance(v, dict):
+        return "an object"
+    return type(v).__name__
+
+
+def _show(v):
+    s = json.dumps(v)
+    return s if len(s) <= 40 else s[:37] + "..."
+
+
+def _closest(key, allowed):
+    """A likely intended key for a typo (same letters, one or two edits), or None."""
+    best, score = None, 3
+    for a in allowed:
+        d = _distance(key.lower(), a)
+        if d < score:
+            best, score = a, d
+    return best
+
+
+def _distance(a, b):
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a):
+        cur = [i + 1]
+        for j, cb in enumerate(b):
+            cur.append(min(prev[j + 1] + 1, cur[j] + 1, prev[j] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v):
+    return (_is_int(v) or isinstance(v, float)) and v == v and v not in (float("inf"), float("-inf"))
+
+
+def _value(path, spec, v, errs):
+    """Validate one value; returns the normalised value (or None after an error)."""
+    kind, default, arg = spec
+    if kind.startswith("opt_"):
+        if v is None:
+            return None
+        kind = kind[4:]
+
+    def bad(allowed):
+        errs.append("%s = %s: %s" % (path, _show(v), allowed))
+
+    if kind == "int":
+        if not _is_int(v) and not (_is_num(v) and isinstance(v, float) and v == int(v)):
+            return bad("must be a whole number %d..%d" % arg)
+        v = int(v)
+        if not arg[0] <= v <= arg[1]:
+            return bad("out of range, allowed %d..%d" % arg)
+        return v
+    if kind == "num":
+        if not _is_num(v):
+            return bad("must be a number %g..%g" % arg)
+        if not arg[0] <= v <= arg[1]:
+            return bad("out of range, allowed %g..%g" % arg)
+        return float(v)
+    if kind == "bool":
+        if not isinstance(v, bool):
+            return bad("must be true or false")
+        return v
+    if kind in ("str", "id", "hex"):
+        if not isinstance(v, str):
+            return bad("must be text (in double quotes), not %s" % _type_name(v))
+        if len(v) > arg:
+            return bad("too long (%d characters, at most %d)" % (len(v), arg))
+        if kind == "id" and any(c not in "abcdefghijklmnopqrstuvwxyz0123456789_-" for c in v):
+            return bad("use only a-z, 0-9, '-' and '_' (it becomes part of MQTT topics)")
+        if kind == "hex":
+            v = v.lower()
+            if len(v) % 2 or any(c not in "0123456789abcdef" for c in v):
+                return bad("must be hexadecimal digits, e.g. \"3a0f...\" (from the module's UID)")
+        return v
+    if kind == "enum":
+        if v not in arg:
+            return bad("must be one of %s" % ", ".join(json.dumps(a) for a in arg))
+        return v
+    if kind == "pin":
+        if v is None:
+            return None
+        if not _is_int(v) or not 0 <= v <= 48:
+            return bad("must be a GPIO number 0..48, or null for none")
+        return v
+    if kind == "addr":
+        a = v
+        if isinstance(v, str):
+            try:
+                a = int(v, 16) if v.lower().startswith("0x") else int(v)
+            except ValueError:
+                a = None
+        if not _is_int(a) or not 0x08 <= a <= 0x77:
+            return bad("must be an I2C address 0x08..0x77, as a number (80) or text (\"0x50\")")
+        return a
+    if kind == "ct":
+        if not _is_int(v) or v not in CT_AMPS:
+            return bad("must be the clamp's rated current in A: %s, or null to keep the module's"
+                       % ", ".join(str(k) for k in sorted(CT_AMPS)))
+        return v
+    if kind == "sub":
+        if not isinstance(v, dict):
+            return bad("must be an object { ... }, not %s" % _type_name(v))
+        return _object(path, arg, v, errs)
+    if kind == "list":
+        item, most = arg
+        if not isinstance(v, list):
+            return bad("must be a list [ ... ], not %s" % _type_name(v))
+        if len(v) > most:
+            return bad("too many entries (%d, at most %d)" % (len(v), most))
+        return [_value("%s[%d]" % (path, i), item, x, errs) for i, x in enumerate(v)]
+    raise ConfigError("schema: unknown kind %r at %s" % (kind, path))
+
+
+def _object(path, schema, obj, errs):
+    out = {}
+    for key, v in obj.items():
+        where = "%s.%s" % (path, key) if path else key
+        if key not in schema:
+            hint = _closest(key, schema)
+            errs.append("%s: unknown key%s (allowed here: %s)" % (
+                where, " - did you mean %r?" % hint if hint else "", ", ".join(schema)))
+            continue
+        out[key] = _value(where, schema[key], v, errs)
+    for key, spec in schema.items():
+        if key not in out:
+            if spec[0] == "sub":
+                out[key] = defaults(spec[2])
+            elif spec[0] == "addr":
+                errs.append("%s: missing, required (the module's I2C address, e.g. \"0x50\")"
+                            % ("%s.%s" % (path, key) if path else key))
+            else:
+                d = spec[1]
+                out[key] = list(d) if isinstance(d, list) else d
+    return out
+
+
+def _cross_checks(cfg, errs):
+    mods = cfg["modules"]
+    seen = {}
+    for i, m in enumerate(mods):
+        if not isinstance(m, dict) or m.get("address") is None:
+            continue
+        where = "modules[%d]" % i
+        a = m["address"]
+        if a in seen:
+            errs.append("%s.address = \"0x%02x\": already used by modules[%d]" % (where, a, seen[a]))
+        seen[a] = i
+        if not m["name"]:
+            m["name"] = "m%02x" % a
+        chans = m["channels"] or []
+        if m["variant"] is not None and len(chans) > (ord(m["variant"][-1]) - 48):
+            errs.append("%s.channels: %d names for a %s module (%s channels)" % (
+                where, len(chans), m["variant"], m["variant"][-1]))
+        if m["ct"] and m["sensor_class"] is None:
+            m["sensor_class"] = "sct013"   # a CT model needs the class first (§9.1)
+    names = [m["name"] for m in mods if isinstance(m, dict) and m.get("name")]
+    for n in names:
+        if names.count(n) > 1:
+            errs.append("modules: name %s used more than once (names key the MQTT topics)"
+                        % json.dumps(n))
+            break
+    pins = [m["drdy_pin"] for m in mods if isinstance(m, dict) and m.get("drdy_pin") is not None]
+    i2c = cfg["i2c"]
+    for k in ("sda", "scl"):
+        p = i2c[k]
+        if p is not None and (p == cfg["drdy_pin"] or p in pins):
+            errs.append("i2c.%s = %d: the same GPIO is also a DRDY pin" % (k, p))
+    if cfg["save_s"] < cfg["period_s"] and cfg["mode"] == "continuous":
+        pass  # allowed: saves between latches keep the provisional energy (see CONFIG.md)
+
+
+def check(raw):
+    """raw: the parsed JSON. Returns (config, []) or (None, [messages])."""
+    errs = []
+    if not isinstance(raw, dict):
+        return None, ["the file must hold one JSON object { ... }, not %s" % _type_name(raw)]
+    cfg = _object("", SCHEMA, raw, errs)
+    if not errs:
+        _cross_checks(cfg, errs)
+    return (None, errs) if errs else (cfg, [])
+
+
+def parse(text):
+    """JSON text -> (config, errors). A syntax error names the line and column."""
+    try:
+        raw = json.loads(text)
+    except ValueError as e:
+        return None, ["not valid JSON: %s%s" % (e, _where(text, e))]
+    return check(raw)
+
+
+def _where(text, e):
+    """CPython names line/column; MicroPython does not, so point at the usual suspects."""
+    if "line" in str(e):
+        return ""
+    hints = []
+    if text.count("{") != text.count("}"):
+        hints.append("unbalanced { }")
+    if text.count("[") != text.count("]"):
+        hints.append("unbalanced [ ]")
+    for i, line in enumerate(text.split("\n")):
+        s = line.strip()
+        if s.startswith("//") or s.startswith("#"):
+            hints.append("line %d: comments are not allowed in JSON" % (i + 1))
+            break
+        if "'" in s and '"' not in s:
+            hints.append("line %d: use double quotes" % (i + 1))
+            break
+    for i, line in enumerate(text.split("\n")):
+        s = line.rstrip()
+        nxt = text.split("\n")[i + 1].strip() if i + 1 < len(text.split("\n")) else ""
+        if s.endswith(",") and nxt[:1] in ("}", "]"):
+            hints.append("line %d: trailing comma" % (i + 1))
+            break
+    return " (%s)" % "; ".join(hints) if hints else ""
+
+
+def load(path="config.json"):
+    """Read and check path. Returns (config, errors): config None when there are errors."""
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        return None, ["%s: file not found (copy config.example.json to %s and edit it)"
+                      % (path, path)]
+    except (UnicodeError, ValueError):
+        return None, ["%s: not a text file" % path]
+    cfg, errs = parse(text)
+    return cfg, ["%s: %s" % (path, e) for e in errs]

@@ -1,0 +1,76 @@
+"""The node's internal interface: what the connectivity layer (and anything else) reads.
+
+    hub.meters              list of Meter: .name .state .problem .dev.rt (latest RT block)
+    await hub.periods.get() period records (dicts, see metering.py), oldest first
+    await hub.events.get()  power events and node events (dicts with "kind")
+    hub.totals()            {meter name: [[import_wh, export_wh] per channel]}
+    hub.health()            counters: samples, read errors, period outcomes, ledger, heap
+Feeds are bounded: when nobody reads, the oldest record is dropped and counted, so a
+stalled consumer never blocks or exhausts the sampling side.
+"""
+import asyncio
+import gc
+
+
+class Feed:
+    def __init__(self, size=32):
+        self.size = size
+        self.items = []
+        self.dropped = 0
+        self.count = 0
+        self._ev = asyncio.Event()
+
+    def put(self, item):
+        if len(self.items) >= self.size:
+            self.items.pop(0)
+            self.dropped += 1
+        self.items.append(item)
+        self.count += 1
+        self._ev.set()
+
+    async def get(self):
+        while not self.items:
+            self._ev.clear()
+            await self._ev.wait()
+        return self.items.pop(0)
+
+    def drain(self):
+        out, self.items = self.items, []
+        return out
+
+
+class Hub:
+    def __init__(self, node_id, meters, ledger):
+        self.node_id = node_id
+        self.meters = meters
+        self.ledger = ledger
+        self.periods = Feed(32)
+        self.events = Feed(32)
+        self.counters = {}       # filled by the node's services (name -> fn returning a dict)
+        self.safe_mode = None    # list of messages when the node runs in safe mode
+
+    def meter(self, name):
+        for m in self.meters:
+            if m.name == name:
+                return m
+        return None
+
+    def totals(self):
+        out = {}
+        for m in self.meters:
+            if m.key is None or m.key not in self.ledger.meters:
+                continue
+            out[m.name] = [[c[0] / 1e6, c[1] / 1e6] for c in self.ledger.meters[m.key]["ch"]]
+        return out
+
+    def health(self):
+        h = {"meters": {m.name: {"state": m.state, "problem": m.problem, "samples": m.samples,
+                                 "read_errors": m.read_errors, "gap_ms": m.gap_ms,
+                                 "retries": m.dev.retry_count_total if m.dev else 0}
+                        for m in self.meters},
+             "periods_dropped": self.periods.dropped, "events_dropped": self.events.dropped,
+             "ledger_saves": self.ledger.saves, "ledger_rejected": self.ledger.rejected,
+             "mem_free": gc.mem_free()}
+        for name, fn in self.counters.items():
+            h[name] = fn()
+        return h

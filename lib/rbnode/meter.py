@@ -1,0 +1,296 @@
+"""One module as the node sees it: driver object, identity, settings, RT integration.
+
+Energy per channel comes from two sources that never overlap:
+  - import: the module's period latch (exact, survives lost RT reads). Between latches the
+    node also integrates RT power into a *shadow*; it is used only for a period the module
+    lost (reboot, unreadable snapshot), and discarded when the latch delivers.
+  - export: signed RT power integrated on the node (page 0 has no export averages, §1.2,
+    §3.14), when the module is configured `bidirectional`.
+"""
+from time import ticks_add, ticks_diff, ticks_ms
+
+from rbamp import RbAmp, RbAmpError, RbAmpParamError
+from rbamp import _regs as R
+from rbamp.energy import to_mw
+from rbamp.rt import F_P
+
+from . import log
+from .config import CT_AMPS
+from .events import StepDetector
+from .integrate import GAP_MS, Accumulators, f32_mw
+
+BLACKOUT_MS = 350   # no RT block for longer than this: at least one window missed
+
+CODE_AMPS = {v: k for k, v in CT_AMPS.items()}
+TIERS = ("basic", "standard", "pro")
+
+
+class Meter:
+    def __init__(self, spec, i2c, tries, events_cfg):
+        self.spec = spec
+        self.addr = spec["address"]
+        self.name = spec["name"]
+        self.i2c = i2c
+        self.tries = tries
+        self.dev = None
+        self.uid = None
+        self.key = None           # ledger key: the UID (address only for legacy firmware)
+        self.state = "missing"
+        self.problem = "not detected yet"
+        self.channels = 0
+        self.has_energy = False   # voltage variant: P and period averages exist
+        self.export = spec["bidirectional"]
+        self.acc = Accumulators(6)         # 2*ch: import shadow, 2*ch+1: export
+        self.since = Accumulators(3)       # import shadow since the last RT blackout
+        self.blackout = [0, 0]             # its start and end (booking time, ticks_ms)
+        self.held = [0, 0, 0]              # power held through it, mW
+        self.t_read = 0
+        self.c_last = 0
+        self.closed = [0, 0, 0]            # µWh shadow of latched periods not confirmed yet
+        self.p = [0, 0, 0]                 # last RT power, mW
+        self.t_rt = 0
+        self.have_t = False
+        self.lag = 210                     # ms from a window's start to our read of it
+        self.fails = 0                     # RT reads failed in a row
+        self.rem = [0, 0, 0]               # latched import remainders, mW x µs
+        self.cal_dt = 0                    # master ms and RT windows of good periods:
+        self.cal_n = 0                     # the module's window length on the master clock
+        self.count_mismatch = 0
+        self.samples = 0
+        self.read_errors = 0
+        self.gap_ms = 0
+        self.detects = 0
+        self.reboots_seen = 0
+        self.retry_at = ticks_add(ticks_ms(), 15000)   # when a missing module is tried again
+        e = events_cfg
+        self.steps = StepDetector(3, e["threshold_w"], e["threshold_pct"], e["settle_windows"])
+        self.on_event = None      # fn(meter, ch, before_mw, after_mw), set by the node
+
+    # ---- detection and settings ------------------------------------------------------------
+    def detect(self):
+        """Find the module, read its identity, apply the configured settings. True if ok."""
+        self.detects += 1
+        dev = RbAmp(self.i2c, self.addr, tries=self.tries, variant=self.spec["variant"])
+        try:
+            dev.begin(prime=False)
+        except RbAmpError as e:
+            self.state, self.problem = "missing", str(e)
+            return False
+        except ValueError as e:      # legacy firmware without "variant" in the config
+            self.state, self.problem = "error", str(e)
+            return False
+        try:
+            v13 = dev.firmware_version >= 4
+            self.uid = dev.read_uid().hex() if v13 else None
+            if v13:
+                dev.clear_event_flags(R.EV_RESET)   # from now on a set bit means a reboot
+            self._check_identity(dev)
+            self._apply(dev)
+        except RbAmpError as e:
+            self.state, self.problem = "missing", "0x%02x: %s" % (self.addr, e)
+            return False
+        self.key = self.uid or "addr%02x" % self.addr
+        self.dev = dev
+        self.reboots_seen = 0
+        self.channels = dev.channels
+        self.has_energy = dev.has_voltage()
+        self.have_t = False
+        self.state, self.problem = "ok", ""
+        log.info("meter", "%s: %s at 0x%02x, protocol v1.%d, %s tier, uid %s, CT %s", self.name,
+                 dev.variant_name(), self.addr, dev.firmware_version - 1, self.tier_name(),
+                 self.uid or "- (legacy)", self.ct_text())
+        return True
+
+    def tier_name(self):
+        return TIERS[self.dev.tier & 3] if self.dev and self.dev.tier & 8 else "unknown"
+
+    def ct_text(self):
+        d = self.dev
+        if not d or d.firmware_version < 4:
+            return "?"
+        return "/".join("%sA" % CODE_AMPS.get(d.read_ct_model_ch(c), "-") for c in range(d.channels))
+
+    def _check_identity(self, dev):
+        want = self.spec["uid"]
+        if want and self.uid and want != self.uid:
+            log.warning("meter", "%s: the module at 0x%02x has uid %s, config.json expects %s: "
+                        "counting it as a new meter", self.name, self.addr, self.uid, want)
+        tier = self.spec["tier"]
+        if tier != "auto" and dev.tier & 8 and TIERS[dev.tier & 3] != tier:
+            log.warning("meter", "%s: config.json says tier %s, the module reports %s",
+                        self.name, tier, TIERS[dev.tier & 3])
+
+    def _apply(self, dev):
+        """Sensor class and CT models, written only where they differ (one flash save)."""
+        spec = self.spec
+        want = [(ch, CT_AMPS[a]) for ch, a in enumerate(spec["ct"]) if a is not None]
+        if spec["sensor_class"] is None and not want:
+            return
+        changed = False
+        try:
+            if dev.firmware_version >= 3:
+                changed = dev.set_sensor_class(1, save=False)
+            for ch, code in want:
+                if ch >= dev.channels:
+                    log.warning("meter", "%s: ct[%d] set but the module has %d channels",
+                                self.name, ch, dev.channels)
+                    continue
+                changed = dev.set_ct_model_ch(ch, code, save=False) or changed
+        except RbAmpParamError as e:
+            log.error("meter", "%s: CT setting refused (%s); measuring with the module's own "
+                      "setting", self.name, e)
+        if changed:
+            dev.save_user_config()
+            log.info("meter", "%s: sensor class / CT models written and saved", self.name)
+
+    def lost(self, why):
+        self.state, self.problem = "missing", why
+        self.dev = None
+        self.have_t = False
+
+    # ---- RT samples (hot path: no allocation) -----------------------------------------------
+    def read(self):
+        """Read the RT block; False (counted) when the bus or the module failed. After a
+        failure the module may have restarted: its RT block counts once STATUS.READY."""
+        try:
+            if self.fails and not self.dev.is_ready():
+                return False
+            self.dev.read_rt()
+            self.fails = 0
+            return True
+        except RbAmpError:
+            self.read_errors += 1
+            self.fails += 1
+            return False
+
+    def sample(self, t):
+        """Account the RT block read at ticks_ms t. Its power is the average of the window
+        that began `lag` ms earlier, so that is the time it is booked from."""
+        e = ticks_add(t, -self.lag)
+        if self.have_t and ticks_diff(t, self.t_read) > BLACKOUT_MS:
+            self._blackout(e)
+        else:
+            self.advance(e)
+        self.t_read = t
+        self.have_t = True
+        buf = self.dev.rt.buf
+        p = self.p
+        steps = self.steps
+        for ch in range(self.channels):
+            mw = f32_mw(buf, 4 * (F_P + ch))
+            p[ch] = mw
+            if steps.update(ch, mw) and self.on_event is not None:
+                self.on_event(self, ch, steps.before, steps.after)
+        self.samples += 1
+
+    def _blackout(self, e):
+        """No RT block for a while (a module reboot looks like this): remember the span and
+        the power held through it, and restart the shadow 'since'."""
+        b = self.blackout
+        b[0] = self.t_rt
+        self.advance(e)
+        b[1] = e
+        a = self.since.a
+        for i in range(len(a)):
+            a[i] = 0
+        for ch in range(3):
+            self.held[ch] = self.p[ch]
+
+    def advance(self, t):
+        """Integrate the held power up to ticks_ms t."""
+        if not self.have_t:
+            self.t_rt = t
+            return
+        dt = ticks_diff(t, self.t_rt)
+        if dt <= 0:
+            return
+        self.t_rt = t
+        if dt > GAP_MS:
+            self.gap_ms += dt     # power unknown for that long: not extrapolated
+            return
+        p = self.p
+        acc = self.acc
+        for ch in range(self.channels):
+            mw = p[ch]
+            if mw > 0:
+                acc.add(2 * ch, mw, dt)
+                self.since.add(ch, mw, dt)
+            elif mw < 0 and self.export:
+                acc.add(2 * ch + 1, -mw, dt)
+
+    # ---- period bookkeeping -------------------------------------------------------------------
+    def latched_uwh(self, snap, count_only=False):
+        """Import µWh per channel of a good period: average x the time of its RT windows.
+
+        Each RT window lands in exactly one period, but a latch falls anywhere inside a
+        window, so master dt and the windows' span differ by up to one window (±2 % of a
+        10 s period). That error cancels only while the load stays the same, so the span is
+        taken as COMMIT_CNT windows, 200 ms each on the module's crystal, rescaled to the
+        master clock once an hour of periods has measured it (§7.1: one clock for all)."""
+        n, dt = snap.commit_count, snap.dt_ms
+        span_us = n * 200000
+        if count_only:
+            pass
+        elif n <= 0 or abs(n * 200 - dt) > 400 + dt // 200:
+            self.count_mismatch += 1          # the count does not describe this period
+            span_us = dt * 1000
+        else:
+            self.cal_dt += dt
+            self.cal_n += n
+            if self.cal_n >= 18000:
+                ppm = (self.cal_dt * 1000000) // (self.cal_n * 200) - 1000000
+                ppm = max(-200, min(200, ppm))
+                span_us = span_us * (1000000 + ppm) // 1000000
+        out = [0, 0, 0]
+        for ch in range(self.channels):
+            mw = to_mw(snap.avg_power[ch])
+            if mw > 0:
+                out[ch], self.rem[ch] = divmod(self.rem[ch] + mw * span_us, 3600000)
+        return out
+
+    def last_commit(self, t):
+        """Estimated master time of the module's last RT commit before ticks_ms t: a latch
+        closes the windows committed so far, the one in progress goes to the next period."""
+        if not self.have_t:
+            return t
+        c = ticks_add(self.t_read, 200 - self.lag)
+        late = ticks_diff(t, c)
+        return ticks_add(c, late - late % 200) if late >= 0 else t
+
+    def close_segment(self, t):
+        """At a latch instant: the shadow up to the last commit belongs to the closed period."""
+        self.c_last = self.last_commit(t)
+        self.advance(self.c_last)
+        for ch in range(self.channels):
+            self.closed[ch] += self.acc.take_uwh(2 * ch)
+
+    def rebooted_uwh(self, snap):
+        """Import µWh per channel of the period in which the module rebooted: the shadow up
+        to its boot, plus its own windows since the boot (the snapshot of this latch).
+        The boot is placed COMMIT_CNT windows before the latch; the shadow after it is what
+        was integrated since the blackout plus the power held through the blackout."""
+        shadow = self.take_closed()
+        n = snap.commit_count
+        b0, b1 = self.blackout
+        boot = ticks_add(self.c_last, -n * 200)
+        if n <= 0 or ticks_diff(boot, b0) < -200 or ticks_diff(boot, b1) > 200:
+            return shadow          # the boot is not where we saw the module go quiet
+        own = self.latched_uwh(snap, count_only=True)
+        held_ms = max(0, ticks_diff(b1, boot))
+        for ch in range(self.channels):
+            after = self.since.peek_uwh(ch) + max(0, self.held[ch]) * held_ms // 3600
+            shadow[ch] = max(0, shadow[ch] - after) + own[ch]
+        return shadow
+
+    def take_closed(self):
+        """The shadow import of the closed period(s), µWh per channel; cleared."""
+        out = self.closed[:]
+        self.closed[0] = self.closed[1] = self.closed[2] = 0
+        return out
+
+    def take_export(self, ch):
+        return self.acc.take_uwh(2 * ch + 1)
+
+    def provisional(self, ch):
+        """Shadow import not yet confirmed by a latch (saved with the ledger, see ledger.py)."""
+        return self.closed[ch] + self.acc.peek_uwh(2 * ch)

@@ -1,0 +1,129 @@
+"""Period metering: latch every energy meter each period_s, read the snapshots, book the
+energy in the ledger.
+
+One latch instant for all (General Call) when every module has it enabled, sequential
+latches otherwise (rbamp.Fleet). Per module and period the outcome is one of:
+  ok      the module's period average x master dt is booked; the RT shadow is dropped
+  stale   empty latch: nothing booked, the period goes on (the next latch covers it)
+  reboot  the module restarted and lost its period: the RT shadow is booked instead
+  lost    the snapshot could not be read three times: the RT shadow is booked instead
+  primer  first latch of a (re)joined module: only the RT shadow since it joined counts
+  nolatch the latch itself was not acknowledged: the period goes on
+"""
+import asyncio
+from time import ticks_ms
+
+from rbamp import Fleet, RbAmpError, RbAmpIOError, RbAmpStaleError
+from rbamp import _regs as R
+
+from . import log
+
+READ_TRIES = 3
+READ_GAP_MS = 20
+
+
+class Metering:
+    def __init__(self, i2c, meters, ledger, hub, epoch):
+        self.meters = meters
+        self.ledger = ledger
+        self.hub = hub
+        self.epoch = epoch
+        self.fleet = Fleet(i2c)
+        self.cycles = 0
+        self.last_cycle = ticks_ms()
+        self.outcomes = {"ok": 0, "stale": 0, "reboot": 0, "lost": 0, "primer": 0, "nolatch": 0}
+
+    def members(self):
+        return [m for m in self.meters if m.state == "ok" and m.has_energy]
+
+    def _sync_fleet(self, ms):
+        devs = [m.dev for m in ms]
+        if devs != self.fleet.modules:
+            try:
+                self.fleet.set_modules(devs)
+            except RbAmpError as e:   # the General-Call check itself failed: sequential
+                self.fleet.modules, self.fleet.gc = devs, False
+                log.warning("metering", "General Call check failed (%s): sequential latches", e)
+            log.info("metering", "%d meter(s), %s", len(devs),
+                     "General Call latch" if self.fleet.gc else "sequential latches")
+
+    async def cycle(self):
+        """One period close for every member. Returns the period records."""
+        ms = self.members()
+        self._sync_fleet(ms)
+        if not ms:
+            return []
+        stamps = self.fleet.latch_all()
+        for m in ms:
+            if stamps[m.dev] is not None:
+                m.close_segment(stamps[m.dev])
+        await asyncio.sleep_ms(R.T_LATCH)
+        self.cycles += 1
+        self.last_cycle = ticks_ms()
+        out = []
+        for m in ms:
+            t = stamps[m.dev]
+            status, snap = "nolatch", None
+            if t is not None:
+                status, snap = await self._read(m, t)
+            self.outcomes[status] += 1
+            out.append(self._book(m, status, snap))
+        return out
+
+    async def _read(self, m, t):
+        dev = m.dev
+        for attempt in range(READ_TRIES):
+            try:
+                snap = dev.read_period_snapshot(latched_at=t)
+            except RbAmpStaleError:
+                log.info("metering", "%s: empty latch, the period goes on", m.name)
+                return "stale", None
+            except RbAmpIOError as e:
+                if not dev.period_pending:
+                    log.warning("metering", "%s: period snapshot unreadable (%s): booked from "
+                                "RT power", m.name, e)
+                    return "lost", None
+                await asyncio.sleep_ms(READ_GAP_MS)
+                continue
+            if snap.gap:
+                log.warning("metering", "%s: module rebooted: its period is booked from RT power",
+                            m.name)
+                return "reboot", snap
+            return ("primer" if snap.primer else "ok"), snap
+        return "lost", None   # not reached: the driver gives up after READ_TRIES failures
+
+    def _book(self, m, status, snap):
+        led = self.ledger
+        rec = {"module": m.name, "key": m.key, "t": self.epoch(), "status": status,
+               "dt_ms": snap.dt_ms if snap is not None else 0, "import_wh": [], "export_wh": [],
+               "avg_w": []}
+        if status == "reboot":
+            shadow = m.rebooted_uwh(snap)
+        elif status in ("ok", "primer", "lost"):
+            shadow = m.take_closed()
+        if status == "ok":
+            latched = m.latched_uwh(snap)
+        for ch in range(m.channels):
+            imp = 0
+            if status == "ok":
+                imp = latched[ch]
+            elif status in ("primer", "reboot", "lost"):
+                imp = shadow[ch]
+            exp = m.take_export(ch) if m.export else 0
+            led.add(m.key, ch, imp, exp)
+            rec["import_wh"].append(imp / 1e6)
+            rec["export_wh"].append(exp / 1e6)
+            rec["avg_w"].append(snap.avg_power[ch] if status == "ok" else None)
+        return rec
+
+    def provisional(self):
+        """{key: [µWh per channel]} booked nowhere yet (open periods), for a ledger save."""
+        t = ticks_ms()
+        out = {}
+        for m in self.members():
+            m.advance(t)
+            for ch in range(m.channels):
+                if m.export:
+                    self.ledger.add(m.key, ch, 0, m.take_export(ch))
+            out[m.key] = [m.provisional(ch) for ch in range(m.channels)]
+        return out

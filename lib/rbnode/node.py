@@ -1,0 +1,197 @@
+"""The always-on node: meters, sampling, period metering and the ledger, wired together.
+
+    node = Node(cfg, Board(cfg["i2c"]))
+    node.start()                  # restore the ledger, detect the modules
+    asyncio.run(node.run())       # sample, latch, save; node.hub for the connectivity layer
+"""
+import asyncio
+from time import ticks_add, ticks_diff, ticks_ms
+
+from . import config as _config
+from . import log
+from .hub import Hub
+from .ledger import Ledger
+from .meter import Meter
+from .metering import Metering
+from .sampler import Sampler
+
+RETRY_S = 15          # missing modules are looked for again this often
+LOST_S = 10           # a module that answered nothing for this long is 'missing'
+
+
+class Node:
+    def __init__(self, cfg, board, ledger_path="energy"):
+        self.cfg = cfg
+        self.board = board
+        self.i2c = board.i2c()
+        nid = cfg["node"]["id"] or "rbnode-" + board.unique_id()[-6:]
+        self.node_id = nid
+        self.ledger = Ledger(ledger_path)
+        self.meters = []
+        self.hub = Hub(nid, self.meters, self.ledger)
+        self.metering = Metering(self.i2c, self.meters, self.ledger, self.hub, board.epoch)
+        self.sampler = None
+        self.failure = None
+        self._failed = asyncio.Event()
+        self.hub.counters["metering"] = lambda: dict(self.metering.outcomes,
+                                                      cycles=self.metering.cycles,
+                                                      gc=self.metering.fleet.gc)
+
+    # ---- boot ------------------------------------------------------------------------------
+    def start(self):
+        seq = self.ledger.load()
+        if seq:
+            log.info("node", "energy ledger restored from %s (save #%d, %d meter(s))",
+                     self.ledger.restored_from, seq, len(self.ledger.meters))
+        else:
+            log.info("node", "no energy ledger yet: totals start at 0")
+        specs = self.cfg["modules"]
+        found = self._scan()
+        if not specs:
+            specs = [self._auto_spec(a) for a in found]
+            log.info("node", "no modules in config.json: using the %d found on the bus", len(specs))
+        tries = self.cfg["i2c"]["retries"]
+        for spec in specs:
+            m = Meter(spec, self.i2c, tries, self.cfg["events"])
+            m.on_event = self._on_power_event
+            self.meters.append(m)
+            if m.detect():
+                self._register(m)
+            else:
+                log.warning("node", "%s (0x%02x) not found: %s; still looking every %d s",
+                            m.name, m.addr, m.problem, RETRY_S)
+        known = [s["address"] for s in specs]
+        for a in found:
+            if a not in known:
+                log.warning("node", "unexpected device at 0x%02x on the bus (not in config.json)", a)
+        self.sampler = Sampler(self.meters, self.board, self.cfg["drdy_pin"])
+        log.info("node", "%s: %d of %d module(s) measuring, RT by %s", self.node_id,
+                 sum(1 for m in self.meters if m.state == "ok"), len(self.meters),
+                 "polling every 200 ms" if self.sampler.polling else "DRDY interrupts")
+
+    def _scan(self):
+        try:
+            return [a for a in self.i2c.scan() if 0x08 <= a <= 0x77]
+        except OSError as e:
+            log.error("node", "I2C bus scan failed: %s (check wiring and pull-ups)", e)
+            return []
+
+    @staticmethod
+    def _auto_spec(addr):
+        spec = _config.check({"modules": [{"address": addr}]})[0]["modules"][0]
+        return spec
+
+    def _register(self, m):
+        self.ledger.meter(m.key, m.name, m.addr, m.channels)
+
+    def _on_power_event(self, m, ch, before, after):
+        self.hub.events.put({"kind": "power", "module": m.name, "ch": ch, "t": self.board.epoch(),
+                             "before_w": before / 1000, "after_w": after / 1000})
+
+    # ---- services --------------------------------------------------------------------------
+    async def run(self):
+        tasks = [self.sampler.run(), self._metering(), self._saver(), self._supervise()]
+        wdt = self.board.watchdog(self.cfg["watchdog_s"])
+        if wdt is not None:
+            tasks.append(self._feed())
+        for t in tasks:
+            asyncio.create_task(self._guard(t))
+        await self._failed.wait()
+        raise self.failure
+
+    async def _guard(self, coro):
+        try:
+            await coro
+        except Exception as e:  # a service died: the app saves, records and restarts
+            self.failure = e
+            self._failed.set()
+
+    async def _metering(self):
+        period = self.cfg["period_s"] * 1000
+        due = ticks_ms()
+        while True:
+            for rec in await self.metering.cycle():
+                self.hub.periods.put(rec)
+                self._log_period(rec)
+            self._check_swaps()
+            due += period
+            wait = ticks_diff(due, ticks_ms())
+            if wait < 0:
+                due, wait = ticks_ms(), 0
+            await asyncio.sleep_ms(wait)
+
+    def _log_period(self, rec):
+        tot = self.ledger.meters[rec["key"]]["ch"]
+        log.info("period", "%s %s %.1f s: %s", rec["module"], rec["status"], rec["dt_ms"] / 1000,
+                 ", ".join("ch%d +%.4f/-%.4f Wh (total %.4f/%.4f)" % (
+                     ch, rec["import_wh"][ch], rec["export_wh"][ch], c[0] / 1e6, c[1] / 1e6)
+                     for ch, c in enumerate(tot)))
+
+    def _check_swaps(self):
+        """A module that rebooted may be another module now: compare its UID."""
+        for m in self.metering.members():
+            if m.dev.module_reboots != m.reboots_seen:
+                m.reboots_seen = m.dev.module_reboots
+                try:
+                    uid = m.dev.read_uid().hex() if m.uid else None
+                except OSError:
+                    continue
+                if uid and uid != m.uid:
+                    log.warning("node", "%s: a different module (uid %s) now answers at 0x%02x: "
+                                "new totals", m.name, uid, m.addr)
+                    m.uid = m.key = uid
+                    self._register(m)
+
+    async def _saver(self):
+        while True:
+            await asyncio.sleep(self.cfg["save_s"])
+            self.save()
+
+    def save(self):
+        """Write the ledger now (also before any planned reset or sleep)."""
+        seq = self.ledger.save(self.metering.provisional(), self.board.epoch())
+        log.debug("node", "ledger saved (#%d)", seq)
+        return seq
+
+    async def _supervise(self):
+        """Lost modules become 'missing'; missing ones are looked for again."""
+        last = {}
+        while True:
+            await asyncio.sleep(1)
+            now = ticks_ms()
+            for m in self.meters:
+                if m.state == "ok":
+                    seen = last.get(m.name)
+                    if seen is None or seen[0] != m.samples:
+                        last[m.name] = (m.samples, now)
+                    elif ticks_diff(now, seen[1]) > LOST_S * 1000:
+                        log.warning("node", "%s (0x%02x) stopped answering", m.name, m.addr)
+                        self._book_lost(m)
+                        m.lost("no answer for %d s" % LOST_S)
+                        self.hub.events.put({"kind": "module_lost", "module": m.name,
+                                             "t": self.board.epoch()})
+                elif ticks_diff(now, m.retry_at) >= 0:
+                    m.retry_at = ticks_add(now, RETRY_S * 1000)
+                    if m.detect():
+                        self._register(m)
+                        last.pop(m.name, None)
+                        self.hub.events.put({"kind": "module_found", "module": m.name,
+                                             "t": self.board.epoch()})
+
+    def _book_lost(self, m):
+        """The shadow and export of a module that left are real energy: book them."""
+        if m.has_energy:
+            shadow = m.take_closed()
+            for ch in range(m.channels):
+                prov = m.acc.take_uwh(2 * ch)
+                exp = m.take_export(ch) if m.export else 0
+                self.ledger.add(m.key, ch, shadow[ch] + prov, exp)
+
+    async def _feed(self):
+        """Feed the watchdog while the event loop runs and periods keep closing."""
+        limit = 3 * self.cfg["period_s"] * 1000 + 5000
+        while True:
+            await asyncio.sleep_ms(1000)
+            if self.metering.members() and ticks_diff(ticks_ms(), self.metering.last_cycle) > limit:
+                continue   # metering is stuck: let the watchdog restart the node
+            self.board.feed()

@@ -1,0 +1,98 @@
+"""RT sampling: DRDY falling edge -> ThreadSafeFlag -> one task reads the ready modules.
+
+  - one wired-OR pin (config `drdy_pin`): the modules' edges come 1-5 ms apart and cannot
+    be told apart, so the task waits WIRED_OR_MS after the first edge and reads them all;
+  - a pin per module (`modules[].drdy_pin`): only the module(s) whose line fell are read;
+  - no pin: every module is polled at the RT rate (200 ms).
+A module whose read failed is tried once more RETRY_MS later, inside the same 200 ms window.
+The per-sample path (read, integrate, step detection) allocates nothing.
+"""
+import asyncio
+from time import ticks_add, ticks_diff, ticks_ms
+
+WIRED_OR_MS = 10
+RETRY_MS = 15
+POLL_MS = 200
+
+
+class Sampler:
+    def __init__(self, meters, board, shared_pin=None):
+        self.meters = meters
+        self.flag = asyncio.ThreadSafeFlag()
+        self.ready = bytearray(len(meters))     # set by the IRQ handlers
+        self.edges = 0
+        self.loops = 0                           # sampling rounds (watchdog liveness)
+        self.pins = []
+        self.polling = True
+        if shared_pin is not None:
+            self.pins.append(board.drdy_pin(shared_pin, self._irq_all))
+            self.polling = False
+        for i, m in enumerate(meters):
+            n = m.spec["drdy_pin"]
+            if n is not None and n != shared_pin:
+                self.pins.append(board.drdy_pin(n, self._irq_one(i)))
+                self.polling = False
+        # modules without any DRDY line are read with the others (on any edge) or polled
+        self.unwired = bytearray(1 if shared_pin is None and m.spec["drdy_pin"] is None else 0
+                                 for m in meters)
+        self.shared = shared_pin is not None
+        for m in meters:   # how long after a window's start its RT block is read
+            m.lag = 200 + (POLL_MS // 2 if self.polling else WIRED_OR_MS if self.shared else 1)
+
+    def _irq_all(self, pin):
+        r = self.ready
+        for i in range(len(r)):
+            r[i] = 1
+        self.flag.set()
+
+    def _irq_one(self, i):
+        def handler(pin):
+            self.ready[i] = 1
+            self.flag.set()
+        return handler
+
+    def _round(self, everyone):
+        """Read every module flagged in `ready` (all of them if everyone); returns the
+        number that failed, which stay flagged for a retry."""
+        failed = 0
+        r = self.ready
+        meters = self.meters
+        for i in range(len(meters)):
+            if everyone or r[i]:
+                r[i] = 0
+                m = meters[i]
+                if m.dev is None:
+                    continue
+                if m.read():
+                    m.sample(ticks_ms())
+                else:
+                    r[i] = 1
+                    failed += 1
+        return failed
+
+    async def run(self):
+        if self.polling:
+            due = ticks_ms()
+            while True:
+                self.loops += 1
+                if self._round(True):
+                    await asyncio.sleep_ms(RETRY_MS)
+                    self._round(False)
+                due = ticks_add(due, POLL_MS)      # keep 5 Hz on average, whatever a round took
+                wait = ticks_diff(due, ticks_ms())
+                if wait < 0:
+                    due, wait = ticks_ms(), 0
+                await asyncio.sleep_ms(wait)
+        while True:
+            await self.flag.wait()
+            self.edges += 1
+            self.loops += 1
+            if self.shared:
+                await asyncio.sleep_ms(WIRED_OR_MS)
+            u = self.unwired
+            for i in range(len(u)):
+                if u[i]:
+                    self.ready[i] = 1
+            if self._round(False):
+                await asyncio.sleep_ms(RETRY_MS)
+                self._round(False)
