@@ -85,8 +85,12 @@ def run(path="config.json", board=None):
                           "to try again." % (n, last, CRASH_FILE, CRASH_COUNT)])
     from .board import Board
     from .node import Node
-    board = board or Board(cfg["i2c"])
-    node = Node(cfg, board)
+    try:
+        board = board or Board(cfg["i2c"])
+        node = Node(cfg, board)
+    except (OSError, ValueError) as e:   # e.g. pins the chip does not have
+        return safe_mode(["hardware setup failed: %s (check i2c.sda, i2c.scl, i2c.id and "
+                          "drdy_pin in config.json)" % (e,)])
     try:
         node.start()
         asyncio.run(_main(node, n))

@@ -48,7 +48,7 @@ SCHEMA = {
     "drdy_pin": ("pin", None, None),
     "modules": ("list", [], (("sub", None, MODULE), 16)),
     "period_s": ("int", 60, (10, 3600)),
-    "save_s": ("int", 300, (10, 86400)),
+    "save_s": ("int", 300, (2, 86400)),
     "events": ("sub", None, {
         "threshold_w": ("num", 100.0, (1.0, 30000.0)),
         "threshold_pct": ("num", 20.0, (0.0, 1000.0)),
@@ -210,10 +210,17 @@ def _value(path, spec, v, errs):
     raise ConfigError("schema: unknown kind %r at %s" % (kind, path))
 
 
+def _name(key):
+    """A key as it can be shown on one line (odd characters quoted, long ones cut)."""
+    if key and len(key) <= 40 and all(c.isalpha() or c.isdigit() or c in "_-" for c in key):
+        return key
+    return _show(key)
+
+
 def _object(path, schema, obj, errs):
     out = {}
     for key, v in obj.items():
-        where = "%s.%s" % (path, key) if path else key
+        where = "%s.%s" % (path, _name(key)) if path else _name(key)
         if key not in schema:
             hint = _closest(key, schema)
             errs.append("%s: unknown key%s (allowed here: %s)" % (

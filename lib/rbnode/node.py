@@ -39,6 +39,9 @@ class Node:
 
     # ---- boot ------------------------------------------------------------------------------
     def start(self):
+        if self.cfg["save_s"] < 60:
+            log.warning("node", "save_s = %d: %d ledger writes a day wear the flash (see CONFIG.md)",
+                        self.cfg["save_s"], 86400 // self.cfg["save_s"])
         seq = self.ledger.load()
         if seq:
             log.info("node", "energy ledger restored from %s (save #%d, %d meter(s))",

@@ -1,0 +1,139 @@
+# lib/rbnode parts on the unix port: integer power decoding, limb accumulators, the
+# allocation-free sampling path, step events, and the two-slot ledger.
+# bench: tests/scenarios/energy_bench.json
+# timeout: 120
+import os
+import struct
+
+import _bench
+import machine
+import micropython
+from mptest import eq, raises, run
+
+from rbamp import RbAmp
+from rbamp.energy import to_mw
+from rbnode import config
+from rbnode.events import StepDetector
+from rbnode.integrate import Accumulators, f32_mw
+from rbnode.ledger import Ledger, LedgerError, decode, encode
+from rbnode.meter import Meter
+
+i2c = machine.I2C(0, freq=50000)
+
+
+def test_f32_mw_matches_float_rounding():
+    b = bytearray(4)
+    vals = [0.0, -0.0, 1e-9, 0.0004, 0.0005, 0.0006, 1.0, -1.0, 0.1234567, 229.99, -1500.25,
+            2999.9995, 29999.99, -29999.99, 12345.678]
+    x = 0.37
+    for i in range(400):
+        x = (x * 7919.31 + 0.123) % 60000.0 - 30000.0
+        vals.append(x)
+        vals.append(x / 1e4)
+    for v in vals:
+        struct.pack_into("<f", b, 0, v)
+        f = struct.unpack_from("<f", b, 0)[0]
+        want = to_mw(f)
+        got = f32_mw(b, 0)
+        if abs(got - want) > 1 + (abs(want) >> 23):   # 23 of the 24 mantissa bits are used
+            raise AssertionError("%r: %d != %d" % (f, got, want))
+
+
+def test_accumulators_are_exact_and_stay_small_ints():
+    a = Accumulators(2)
+    total = 0
+    mw, ms = 1, 1
+    for i in range(3000):
+        mw = (mw * 48271 + 11) % 30000001        # up to 30 kW
+        ms = (ms * 1103 + 7) % 2048              # up to the 2 s bridge
+        a.add(0, mw, ms)
+        total += mw * ms
+        for limb in a.a:
+            if not 0 <= limb < (1 << 30):        # a small int on 32-bit ports too
+                raise AssertionError("limb %d out of small-int range" % limb)
+    eq(a.peek_uwh(0), total // 3600)
+    eq(a.take_uwh(0), total // 3600)
+    eq(a.take_uwh(0), 0)                          # the remainder stays for later
+    a.add(0, 3600 - total % 3600, 1)
+    eq(a.take_uwh(0), 1)
+
+
+def test_step_detector_fires_on_settled_steps_only():
+    d = StepDetector(1, threshold_w=100, threshold_pct=20, settle=3)
+    seq = [500000] * 5 + [2500000] + [500000] * 5          # a one-window spike: nothing
+    seq += [1500000] * 4                                    # a settled step: one event
+    seq += [1520000, 1490000] * 3                           # noise below threshold
+    fired = [(i, d.before, d.after) for i, w in enumerate(seq) if d.update(0, w)]
+    eq(len(fired), 1)
+    i, before, after = fired[0]
+    eq(i, 13)
+    eq((before, after), (500000, 1500000))
+
+
+def _meter():
+    spec = config.check({"modules": [{"address": 0x50, "name": "ui3"}]})[0]["modules"][0]
+    m = Meter(spec, i2c, 3, config.defaults()["events"])
+    assert m.detect()
+    return m
+
+
+def test_sampling_path_allocates_nothing():
+    m = _meter()
+    events = []
+    m.on_event = lambda *a: events.append(a)
+    for ch, w in ((0, 1500), (1, -300), (2, 60)):
+        _bench.ctl("set_load", module="ui3", ch=ch, load=w)
+    m.export = True
+    import time
+    time.sleep_ms(450)                       # two RT windows with the new loads
+    t = 1000
+    m.read()
+    m.sample(t)
+    micropython.heap_lock()
+    try:
+        for i in range(50):
+            t += 200
+            if not m.read():
+                raise AssertionError("read failed")
+            m.sample(t)
+    finally:
+        micropython.heap_unlock()
+    eq(m.samples, 51)
+    eq(m.p[:3], [1500000, -300000, 60000])
+    eq(m.acc.peek_uwh(0), 1500000 * 200 * 50 // 3600)      # ch0 import shadow
+    eq(m.acc.peek_uwh(3), 300000 * 200 * 50 // 3600)       # ch1 export
+
+
+def test_ledger_two_slots_survive_a_torn_write():
+    for f in ("t.0", "t.1"):
+        try:
+            os.remove(f)
+        except OSError:
+            pass
+    led = Ledger("t")
+    eq(led.load(), 0)
+    led.meter("uid1", "a", 0x50, 2)
+    led.add("uid1", 0, 5000, 0)
+    eq(led.save(), 1)
+    led.add("uid1", 1, 7, 3)
+    eq(led.save({"uid1": [100, 0]}), 2)                   # provisional import saved too
+    with open("t.1") as f:                                 # slot 1 holds save #1
+        text = f.read()
+    with open("t.1", "w") as f:                            # a new save torn by a power cut
+        f.write(text[:len(text) // 2])
+    again = Ledger("t")
+    eq(again.load(), 2)
+    eq(again.total("uid1", 0), (5100, 0))
+    eq(again.total("uid1", 1), (7, 3))
+    raises(LedgerError, decode, text[:-3] + "000\n")
+    eq(decode(encode({"v": 1, "seq": 9, "meters": {}}))["seq"], 9)
+    again.add("uid1", 0, -1, 0)                            # refused, counted
+    eq((again.rejected, again.total("uid1", 0)), (1, (5100, 0)))
+    eq(again.save(), 3)                                    # never below what was saved
+    eq(Ledger("t").load(), 3)
+    led3 = Ledger("t")
+    led3.load()
+    eq(led3.total("uid1", 0), (5100, 0))
+
+
+run(globals())

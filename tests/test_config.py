@@ -1,0 +1,204 @@
+"""config.json: defaults, clear messages, the host checker, fuzzing on the unix port, and
+the node's safe mode on a bad file (issue 4)."""
+import json
+import os
+import random
+import subprocess
+import sys
+
+import pytest
+
+from tools import hostenv
+from tools.hostrun import HostNode
+
+sys.path.insert(0, os.path.join(hostenv.ROOT, "lib"))
+from rbnode import config  # noqa: E402
+
+EXAMPLE = os.path.join(hostenv.ROOT, "config.example.json")
+DOC = os.path.join(hostenv.ROOT, "CONFIG.md")
+
+
+def keys(schema, prefix=""):
+    for k, (kind, _d, arg) in schema.items():
+        yield prefix + k
+        if kind == "sub":
+            yield from keys(arg, prefix + k + ".")
+        if kind == "list" and arg[0][0] == "sub":
+            yield from keys(arg[0][2], prefix + k + "[].")
+
+
+def test_example_is_valid_and_shows_every_key_with_its_default():
+    with open(EXAMPLE) as f:
+        raw = json.load(f)
+    cfg, errs = config.check(raw)
+    assert errs == []
+    d = config.defaults()
+    for k, v in d.items():
+        assert k in raw, "config.example.json lacks %s" % k
+        if isinstance(v, dict):
+            assert raw[k] == v, "%s: example differs from the default" % k
+        elif k != "modules" and k != "drdy_pin":
+            assert raw[k] == v, "%s: example %r, default %r" % (k, raw[k], v)
+    for m in raw["modules"]:
+        assert set(m) == set(config.MODULE)
+
+
+def test_config_md_documents_every_key():
+    with open(DOC) as f:
+        doc = f.read()
+    missing = [k for k in keys(config.SCHEMA) if "`%s`" % k not in doc]
+    assert not missing, missing
+
+
+@pytest.mark.parametrize("raw, expect", [
+    ({"period_s": 5}, "period_s = 5: out of range, allowed 10..3600"),
+    ({"period_s": "60"}, 'period_s = "60": must be a whole number 10..3600'),
+    ({"i2c": {"freq": True}}, "i2c.freq = true: must be a whole number"),
+    ({"i2c": {"frq": 100000}}, "i2c.frq: unknown key - did you mean 'freq'?"),
+    ({"mode": "deep"}, 'mode = "deep": must be one of "continuous", "sleep"'),
+    ({"modules": [{"name": "x"}]}, "modules[0].address: missing, required"),
+    ({"modules": [{"address": "0x90"}]}, 'modules[0].address = "0x90": must be an I2C address'),
+    ({"modules": [{"address": 80, "ct": [25]}]}, "modules[0].ct[0] = 25: must be the clamp's rated"),
+    ({"modules": [{"address": 80}, {"address": "0x50"}]}, 'modules[1].address = "0x50": already used'),
+    ({"node": {"id": "My Node"}}, 'node.id = "My Node": use only a-z, 0-9'),
+    ({"drdy_pin": 21, "i2c": {"sda": 21}}, "i2c.sda = 21: the same GPIO is also a DRDY pin"),
+    ({"events": {"threshold_w": float("nan")}}, "events.threshold_w = NaN: must be a number"),
+    ([1, 2], "the file must hold one JSON object"),
+])
+def test_each_problem_is_one_message_naming_key_value_and_allowed(raw, expect):
+    cfg, errs = config.check(raw)
+    assert cfg is None
+    assert any(expect in e for e in errs), errs
+
+
+def test_syntax_errors_and_missing_file(tmp_path):
+    p = tmp_path / "config.json"
+    p.write_text('{\n "period_s": 60,\n}\n')
+    cfg, errs = config.load(str(p))
+    assert cfg is None and len(errs) == 1 and "not valid JSON" in errs[0] and str(p) in errs[0]
+    cfg, errs = config.load(str(tmp_path / "nope.json"))
+    assert cfg is None and "file not found" in errs[0]
+
+
+def test_host_checker(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"save_s": 1}))
+    out = subprocess.run([sys.executable, "tools/checkconfig.py", EXAMPLE, str(bad)],
+                         cwd=hostenv.ROOT, capture_output=True, text=True)
+    assert out.returncode == 1
+    assert "config.example.json: OK (3 module(s)" in out.stdout
+    assert "save_s = 1: out of range, allowed 2..86400" in out.stdout
+
+
+# ---- fuzzing ------------------------------------------------------------------------------
+JUNK = [None, True, False, 0, -1, 1e308, -1e308, 2 ** 40, 3.5, "", "x" * 300, "0x50", [],
+        {}, [None], {"a": 1}, "\u00e9\u4e2d", 0.0001]
+
+
+def mutate(rng, text, raw):
+    kind = rng.randrange(9)
+    if kind == 0:   # delete a character
+        i = rng.randrange(len(text))
+        return text[:i] + text[i + 1:]
+    if kind == 1:   # insert a character
+        i = rng.randrange(len(text))
+        return text[:i] + rng.choice('{}[],:"\\x0 \n\t') + text[i:]
+    if kind == 2:   # truncate
+        return text[:rng.randrange(len(text))]
+    doc = json.loads(json.dumps(raw))
+    paths = []
+
+    def walk(node, path):
+        if isinstance(node, dict):
+            for k in list(node):
+                paths.append((node, k))
+                walk(node[k], path + [k])
+        elif isinstance(node, list):
+            for i in range(len(node)):
+                paths.append((node, i))
+                walk(node[i], path + [i])
+    walk(doc, [])
+    parent, k = rng.choice(paths)
+    if kind in (3, 4, 5):   # a value of another type or range
+        parent[k] = rng.choice(JUNK)
+    elif kind == 6 and isinstance(parent, dict):   # typo in a key
+        v = parent.pop(k)
+        parent[k[:-1] + rng.choice("xyz_")] = v
+    elif kind == 7 and isinstance(parent, dict):   # a key removed
+        parent.pop(k)
+    else:   # an extra key, or a nested junk structure
+        (parent[k] if isinstance(parent[k], dict) else doc)["extra_%d" % rng.randrange(9)] = \
+            rng.choice(JUNK)
+    return json.dumps(doc, allow_nan=True)
+
+
+FUZZ_MP = """
+import os, sys
+sys.path.insert(0, "lib")
+from rbnode import config
+d = sys.argv[1]
+for name in sorted(os.listdir(d)):
+    p = d + "/" + name
+    try:
+        cfg, errs = config.load(p)
+        print("RESULT", name, "ok" if cfg is not None and not errs else "bad", len(errs))
+        for e in errs:
+            print("MSG", e)
+    except Exception as e:
+        print("CRASH", name, repr(e))
+"""
+
+
+def test_fuzzed_configs_never_crash_and_always_explain(tmp_path):
+    with open(EXAMPLE) as f:
+        text = f.read()
+    raw = json.loads(text)
+    rng = random.Random(2026)
+    d = tmp_path / "fuzz"
+    d.mkdir()
+    n = 400
+    for i in range(n):
+        t = text
+        for _ in range(rng.choice((1, 1, 2, 3))):
+            try:
+                t = mutate(rng, t, json.loads(t))
+            except ValueError:
+                t = mutate(rng, t, raw) if rng.random() < 0.5 else t[:-1]
+        (d / ("c%03d.json" % i)).write_bytes(t.encode("utf-8", "surrogatepass"))
+    (d / "empty.json").write_text("")
+    (d / "binary.json").write_bytes(bytes(range(256)))
+    script = tmp_path / "fuzz.py"
+    script.write_text(FUZZ_MP)
+    out = hostenv.run_mp(str(script), args=[str(d)], cwd=hostenv.ROOT, timeout=120)
+    lines = out.stdout.splitlines()
+    assert not [ln for ln in lines if ln.startswith("CRASH")], out.stdout[-2000:]
+    results = [ln.split() for ln in lines if ln.startswith("RESULT")]
+    assert len(results) == n + 2, out.stdout[-3000:]
+    bad = [r for r in results if r[2] == "bad"]
+    assert len(bad) > n // 2                      # most mutations really break the file
+    assert all(int(r[3]) >= 1 for r in bad)
+    for m in (ln[4:] for ln in lines if ln.startswith("MSG")):
+        # every message names the file and then a key (with its value) or the JSON problem
+        assert "/fuzz/" in m and ("not valid JSON" in m or "not a text file" in m or
+                                  " = " in m or "unknown key" in m or "missing" in m or
+                                  "must hold one JSON object" in m or "used more than once" in m
+                                  or "channels:" in m), m
+
+
+# ---- the node on a bad config: safe mode, no restart loop -----------------------------------
+@pytest.mark.parametrize("text, expect", [
+    ('{"period_s": 60', "not valid JSON"),
+    ('{"i2c": {"freq": "fast"}}', 'i2c.freq = "fast": must be a whole number'),
+    ('{"modules": [{"adress": "0x50"}]}', "modules[0].adress: unknown key"),
+])
+def test_node_enters_safe_mode_and_stays_at_the_repl(tmp_path, bench, text, expect):
+    node = HostNode(str(tmp_path), bench.address, text, bench_client=bench.client())
+    p = node.start(stdout=subprocess.PIPE)
+    out, _ = p.communicate(timeout=30)
+    out = out.decode()
+    assert p.returncode == 0, out
+    assert "SAFE MODE" in out and expect in out, out
+    assert node.finish() is None                     # the board sits at the REPL: no reset
+    with open(os.path.join(node.fs, "safe_mode.txt")) as f:
+        assert expect in f.read()
+    assert "Traceback" not in out
