@@ -17,7 +17,7 @@ test: setup
 	@$(PYTEST) -q tests $(PYTEST_ARGS)
 
 bench: setup
-	@$(PY) bench/run.py
+	@$(PY) bench/run.py $(SUITE)
 
 clean:
 	rm -rf build .hostboard .pytest_cache

@@ -50,18 +50,34 @@ def driver():
     return text
 
 
-def main():
+def node():
+    """bench/node_heap.py (about 6 minutes: two 5-minute runs side by side, plus probes)."""
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "node_heap.py")],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if p.returncode:
+        raise SystemExit("node benchmark failed:\n%s" % p.stdout[-3000:])
+    return p.stdout
+
+
+def report(suite, text):
     figures = {}
-    text = driver()
     for line in text.splitlines():
         m = re.match(r"(\w+): ([-\d.e+]+) (.+)$", line)
         if m:
             figures[m.group(1)] = {"value": float(m.group(2)), "unit": m.group(3)}
-            print(line)
+            print(line, flush=True)
     os.makedirs(os.path.join(ROOT, "build", "bench"), exist_ok=True)
-    with open(os.path.join(ROOT, "build", "bench", "driver.json"), "w") as f:
+    with open(os.path.join(ROOT, "build", "bench", suite + ".json"), "w") as f:
         json.dump(figures, f, indent=1, sort_keys=True)
 
 
+SUITES = {"driver": driver, "node": node}
+
+
+def main(argv):
+    for name in argv or list(SUITES):
+        report(name, SUITES[name]())
+
+
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -28,7 +28,7 @@ class HostNode:
     (RTC memory, reset cause). `boot()` runs the firmware once until it exits."""
 
     def __init__(self, run_dir, bench_addr, config=None, env=None, realtime_sleep=False,
-                 bench_client=None, files=("boot.py", "main.py")):
+                 bench_client=None, files=("boot.py", "main.py"), mp_args=()):
         self.fs = os.path.join(run_dir, "fs")
         self.board = os.path.join(run_dir, "board")
         for d in (self.fs, self.board):
@@ -46,6 +46,7 @@ class HostNode:
         self.bench = bench_client
         self.env = hostenv.node_env(bench_addr, self.board, env)
         self.realtime_sleep = realtime_sleep
+        self.mp_args = list(mp_args)   # e.g. ["-X", "heapsize=64k"]
         self.proc = None
         self.cause = PWRON
         self.boots = []  # (reset cause, exit code, next_boot)
@@ -67,7 +68,8 @@ class HostNode:
             os.remove(os.path.join(self.board, "next_boot"))
         except FileNotFoundError:
             pass
-        self.proc = subprocess.Popen([hostenv.micropython(), DEVICE], cwd=self.fs, env=self.env,
+        self.proc = subprocess.Popen([hostenv.micropython()] + self.mp_args + [DEVICE],
+                                     cwd=self.fs, env=self.env,
                                      stdout=stdout, stderr=subprocess.STDOUT)
         return self.proc
 

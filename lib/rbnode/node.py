@@ -5,6 +5,7 @@
     asyncio.run(node.run())       # sample, latch, save; node.hub for the connectivity layer
 """
 import asyncio
+import gc
 from time import ticks_add, ticks_diff, ticks_ms
 
 from . import config as _config
@@ -31,6 +32,7 @@ class Node:
         self.hub = Hub(nid, self.meters, self.ledger)
         self.metering = Metering(self.i2c, self.meters, self.ledger, self.hub, board.epoch)
         self.sampler = None
+        self.heap_peak = 0
         self.failure = None
         self._failed = asyncio.Event()
         self.hub.counters["metering"] = lambda: dict(self.metering.outcomes,
@@ -68,6 +70,8 @@ class Node:
             if a not in known:
                 log.warning("node", "unexpected device at 0x%02x on the bus (not in config.json)", a)
         self.sampler = Sampler(self.meters, self.board, self.cfg["drdy_pin"])
+        gc.collect()
+        log.info("node", "heap after boot: %d bytes used, %d free", gc.mem_alloc(), gc.mem_free())
         log.info("node", "%s: %d of %d module(s) measuring, RT by %s", self.node_id,
                  sum(1 for m in self.meters if m.state == "ok"), len(self.meters),
                  "polling every 200 ms" if self.sampler.polling else "DRDY interrupts")
@@ -116,12 +120,18 @@ class Node:
             for rec in await self.metering.cycle():
                 self.hub.periods.put(rec)
                 self._log_period(rec)
+            self._heap()
             self._check_swaps()
             due += period
             wait = ticks_diff(due, ticks_ms())
             if wait < 0:
                 due, wait = ticks_ms(), 0
             await asyncio.sleep_ms(wait)
+
+    def _heap(self):
+        used = gc.mem_alloc()
+        if used > self.heap_peak:
+            self.heap_peak = used
 
     def _log_period(self, rec):
         tot = self.ledger.meters[rec["key"]]["ch"]
@@ -153,7 +163,7 @@ class Node:
     def save(self):
         """Write the ledger now (also before any planned reset or sleep)."""
         seq = self.ledger.save(self.metering.provisional(), self.board.epoch())
-        log.debug("node", "ledger saved (#%d)", seq)
+        log.debug("node", "ledger saved (#%d), heap peak %d bytes", seq, self.heap_peak)
         return seq
 
     async def _supervise(self):
@@ -161,6 +171,7 @@ class Node:
         last = {}
         while True:
             await asyncio.sleep(1)
+            self._heap()
             now = ticks_ms()
             for m in self.meters:
                 if m.state == "ok":

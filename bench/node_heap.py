@@ -1,0 +1,117 @@
+"""Node heap benchmark (issue 4): heap after boot, peak heap over a 5-minute run, and the
+smallest `-X heapsize` at which the node runs the same scenario for 5 minutes.
+
+Scenario: tools/bench/scenarios/default.json (three modules, DRDY wired-OR) with the modules
+of config.example.json, period_s 10, save_s 30, log_level debug (heap figures are logged).
+The unix port is 64-bit: objects take about twice the room they take on ESP32 / RP2040.
+"""
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from tools import hostenv  # noqa: E402
+from tools.hostrun import HostNode  # noqa: E402
+
+RUN_S = float(os.getenv("NODE_BENCH_S") or 300)
+PROBE_S = 30
+
+
+def config():
+    with open(os.path.join(ROOT, "config.example.json")) as f:
+        cfg = json.load(f)
+    cfg.update(log_level="debug", period_s=10, save_s=30, watchdog_s=0)
+    return cfg
+
+
+def compile_libs():
+    """lib/rbamp and lib/rbnode as .mpy (mpy-cross -O1), as they are in the firmware image
+    (frozen bytecode needs even less RAM: it stays in flash)."""
+    out = tempfile.mkdtemp(prefix="node-mpy-")
+    mpyc = os.path.join(ROOT, ".venv", "bin", "mpy-cross")
+    for pkg in ("rbamp", "rbnode"):
+        os.makedirs(os.path.join(out, pkg))
+        for f in os.listdir(os.path.join(ROOT, "lib", pkg)):
+            if f.endswith(".py"):
+                subprocess.run([mpyc, "-O1", "-o", os.path.join(out, pkg, f[:-3] + ".mpy"),
+                                os.path.join(ROOT, "lib", pkg, f)], check=True)
+    return out
+
+
+MPY = None
+
+
+def run_node(seconds, heap=None):
+    """Run the node; returns (survived, output)."""
+    bench = hostenv.BenchProcess(None)
+    d = tempfile.mkdtemp(prefix="node-bench-")
+    try:
+        env = {"MICROPYPATH": hostenv.micropypath([MPY])} if MPY else None
+        node = HostNode(d, bench.address, config(), bench_client=bench.client(), env=env,
+                        mp_args=["-X", "heapsize=%d" % heap] if heap else [])
+        out = open(os.path.join(d, "out.log"), "w+")
+        p = node.start(stdout=out)
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and p.poll() is None:
+            time.sleep(0.5)
+        alive = p.poll() is None
+        if alive:
+            p.send_signal(signal.SIGINT)
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                node.kill()
+        out.seek(0)
+        text = out.read()
+    finally:
+        bench.stop()
+    periods = len(re.findall(r"period: mains ok", text))
+    ok = alive and "MemoryError" not in text and "crashed" not in text and \
+        periods >= int(seconds // 10) - 2
+    return ok, text
+
+
+def smallest_heap(lo=8 * 1024, hi=256 * 1024, step=2 * 1024):
+    """Bisect on short runs, then confirm with a full run (stepping up if it fails)."""
+    while hi - lo > step:
+        mid = (lo + hi) // 2 // 1024 * 1024
+        ok, _ = run_node(PROBE_S, mid)
+        lo, hi = (lo, mid) if ok else (mid, hi)
+    size = hi
+    for _ in range(4):
+        ok, _ = run_node(RUN_S, size)
+        if ok:
+            return size
+        size += 4 * 1024
+    return None
+
+
+def main():
+    global MPY
+    MPY = compile_libs()
+    res = {}
+    t = threading.Thread(target=lambda: res.update(heap=smallest_heap()))
+    t.start()
+    ok, text = run_node(RUN_S)
+    t.join()
+    boot = re.search(r"heap after boot: (\d+) bytes used", text)
+    peaks = [int(x) for x in re.findall(r"heap peak (\d+) bytes", text)]
+    if not ok or not boot or not peaks:
+        raise SystemExit("node benchmark run failed:\n" + text[-3000:])
+    print("node_heap_after_boot_bytes: %s bytes" % boot.group(1))
+    print("node_heap_peak_bytes: %d bytes" % max(peaks))
+    print("node_run_seconds: %d s" % RUN_S)
+    if res.get("heap") is None:
+        raise SystemExit("no heap size up to 256 KB ran the node for %d s" % RUN_S)
+    print("node_min_heapsize_bytes: %d bytes" % res["heap"])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""Power-loss campaign (issue 4, 'done when'): the node process is killed at random
+instants, 2 x 110 times, while it measures, latches and saves. After every restart the
+ledger must load, no total may have decreased, the energy lost in a cycle must stay within
+what the save interval allows, and nothing may be counted twice.
+
+Two boards run side by side (each with its own bench) to use both cores. Loads are
+constant, so each channel's energy per second is known exactly from the bench's truth.
+"""
+import random
+import threading
+import time
+
+from nodeharness import read_ledger
+from tools import hostenv
+from tools.hostrun import HostNode
+
+KILLS = 110          # per board
+SAVE_S = 2
+WINDOW_S = 0.25     # one RT window and a read
+BOOT_S = 0.6         # start-up to the primer latch, generous (a loaded CI machine)
+SCENARIO = {
+    "freq": 50000, "faults": {"nack": 0.05, "seed": 3},
+    "modules": [
+        {"name": "house", "variant": "UI2", "address": 80, "tier": 0, "ct": [3, 4],
+         "uid": "f1000000000000000000cafe", "drdy_pin": 4,
+         "channels": [{"load": 1800}, {"load": -2400}]},
+        {"name": "heat", "variant": "UI1", "address": 81, "tier": 1, "ct": [3],
+         "uid": "f2000000000000000000cafe", "drdy_pin": 4, "channels": [{"load": 900}]},
+    ]}
+CONFIG = {"log_level": "warning", "period_s": 10, "save_s": SAVE_S, "watchdog_s": 0,
+          "drdy_pin": 4, "modules": [{"address": 80, "name": "house", "bidirectional": True},
+                                     {"address": 81, "name": "heat"}]}
+KEYS = [("f1000000000000000000cafe", 0, "house", 0), ("f1000000000000000000cafe", 1, "house", 1),
+        ("f2000000000000000000cafe", 0, "heat", 0)]
+WATTS = {("house", 0): (1800, 0), ("house", 1): (0, 2400), ("heat", 0): (900, 0)}
+
+
+def campaign(tmp, seed, results):
+    import json
+    import os
+    path = os.path.join(tmp, "scenario.json")
+    with open(path, "w") as f:
+        json.dump(SCENARIO, f)
+    bench = hostenv.BenchProcess(path)
+    ctl = bench.client()
+    node = HostNode(tmp, bench.address, CONFIG, bench_client=ctl)
+    rng = random.Random(seed)
+    prev, problems, cycles = None, [], []
+    try:
+        for i in range(KILLS):
+            t_start = time.monotonic()
+            truth0 = ctl.truth()["truth"]
+            node.power_on()                         # a power cut: RTC memory is lost too
+            node.start(stdout=open(os.path.join(tmp, "node.log"), "a"))
+            life = rng.uniform(0.5, 4.0)
+            time.sleep(life)
+            node.kill()
+            truth1 = ctl.truth()["truth"]
+            led = read_ledger(node.fs)
+            cycles.append(life)
+            if led is None:
+                if prev is not None:
+                    problems.append("cycle %d: no valid ledger slot after a save existed" % i)
+                continue
+            now = {(k, ch): tuple(led["meters"][k]["ch"][ch]) for k, ch, _n, _c in KEYS
+                   if k in led["meters"]}
+            if prev is not None:
+                if led["seq"] < prev[0]:
+                    problems.append("cycle %d: ledger went back from save #%d to #%d"
+                                    % (i, prev[0], led["seq"]))
+                for k, ch, name, c in KEYS:
+                    imp0, exp0 = prev[1].get((k, ch), (0, 0))
+                    imp1, exp1 = now.get((k, ch), (0, 0))
+                    if imp1 < imp0 or exp1 < exp0:
+                        problems.append("cycle %d: %s ch%d decreased" % (i, name, c))
+                    # energy booked in this cycle vs. what really flowed meanwhile
+                    for d_got, t0v, t1v, w in (
+                            (imp1 - imp0, truth0[name][c][0], truth1[name][c][0], WATTS[name, c][0]),
+                            (exp1 - exp0, truth0[name][c][1], truth1[name][c][1], WATTS[name, c][1])):
+                        flowed = (t1v - t0v) * 1e6            # µWh
+                        # the first RT window a node books may have begun up to one window
+                        # before this cycle's truth was read (it was not booked before)
+                        if d_got > flowed + w * WINDOW_S * 1e6 / 3600 + 50:
+                            problems.append("cycle %d: %s ch%d booked %d µWh, only %d flowed "
+                                            "(counted twice)" % (i, name, c, d_got, flowed))
+                        # lost: the start-up and at most the energy since the last save
+                        allowed = flowed * min(1.0, (BOOT_S + SAVE_S + 0.3) / (life + 0.1))
+                        if flowed - d_got > allowed + 50:
+                            problems.append("cycle %d (%.1f s): %s ch%d lost %d of %d µWh, "
+                                            "more than one save interval" % (
+                                                i, life, name, c, flowed - d_got, flowed))
+            prev = (led["seq"], now)
+            results.setdefault("cycle_s", []).append(time.monotonic() - t_start)
+        final_truth = ctl.truth()["truth"]
+        results["final"] = (prev, final_truth)
+    finally:
+        node.kill()
+        bench.stop()
+    results["problems"] = problems
+    results["cycles"] = cycles
+
+
+def test_power_loss_campaign(tmp_path):
+    runs = [{}, {}]
+    threads = []
+    for i, r in enumerate(runs):
+        d = tmp_path / ("board%d" % i)
+        d.mkdir()
+        threads.append(threading.Thread(target=campaign, args=(str(d), 100 + i, r)))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i, r in enumerate(runs):
+        assert not r.get("problems"), "board %d:\n%s" % (i, "\n".join(r["problems"][:20]))
+        assert len(r["cycles"]) == KILLS
+        (seq, totals), truth = r["final"]
+        assert seq > KILLS // 3, "the ledger was saved only %d times" % seq
+        # over the whole campaign: never more than the truth (no double count)
+        for k, ch, name, c in KEYS:
+            imp, exp = totals[(k, ch)]
+            assert imp <= truth[name][c][0] * 1e6 * 1.001 + 100, (name, c, imp, truth)
+            assert exp <= truth[name][c][1] * 1e6 * 1.001 + 100, (name, c, exp, truth)
+            w_imp, w_exp = WATTS[name, c]
+            assert (imp if w_imp else exp) > 0
