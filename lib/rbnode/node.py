@@ -122,7 +122,7 @@ class Node:
                 self._log_period(rec)
             self._heap()
             self._check_swaps()
-            due += period
+            due = ticks_add(due, period)
             wait = ticks_diff(due, ticks_ms())
             if wait < 0:
                 due, wait = ticks_ms(), 0
