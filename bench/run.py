@@ -51,7 +51,7 @@ def driver():
 
 
 def node():
-    """bench/node_heap.py (about 6 minutes: two 5-minute runs side by side, plus probes)."""
+    """bench/node_heap.py (about 20 minutes: a 5-minute run, 150 s probes, a 5-minute check)."""
     p = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "node_heap.py")],
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if p.returncode:

@@ -17,6 +17,7 @@ from .metering import Metering
 from .sampler import Sampler
 
 RETRY_S = 15          # missing modules are looked for again this often
+GC_EVERY_S = 5        # a garbage collection this often
 LOST_S = 10           # a module that answered nothing for this long is 'missing'
 
 
@@ -33,6 +34,7 @@ class Node:
         self.metering = Metering(self.i2c, self.meters, self.ledger, self.hub, board.epoch)
         self.sampler = None
         self.heap_peak = 0
+        self.heap_live = 0
         self.failure = None
         self._failed = asyncio.Event()
         self.hub.counters["metering"] = lambda: dict(self.metering.outcomes,
@@ -128,10 +130,17 @@ class Node:
                 due, wait = ticks_ms(), 0
             await asyncio.sleep_ms(wait)
 
-    def _heap(self):
+    def _heap(self, collect=False):
+        """Heap high-water mark; with collect, also the live set (a collection every few
+        seconds keeps GC pauses short and predictable)."""
         used = gc.mem_alloc()
         if used > self.heap_peak:
             self.heap_peak = used
+        if collect:
+            gc.collect()
+            live = gc.mem_alloc()
+            if live > self.heap_live:
+                self.heap_live = live
 
     def _log_period(self, rec):
         tot = self.ledger.meters[rec["key"]]["ch"]
@@ -163,15 +172,18 @@ class Node:
     def save(self):
         """Write the ledger now (also before any planned reset or sleep)."""
         seq = self.ledger.save(self.metering.provisional(), self.board.epoch())
-        log.debug("node", "ledger saved (#%d), heap peak %d bytes", seq, self.heap_peak)
+        log.debug("node", "ledger saved (#%d), heap peak %d bytes, live %d bytes", seq,
+                  self.heap_peak, self.heap_live)
         return seq
 
     async def _supervise(self):
         """Lost modules become 'missing'; missing ones are looked for again."""
         last = {}
+        n = 0
         while True:
             await asyncio.sleep(1)
-            self._heap()
+            n += 1
+            self._heap(collect=n % GC_EVERY_S == 0)
             now = ticks_ms()
             for m in self.meters:
                 if m.state == "ok":
