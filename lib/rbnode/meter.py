@@ -288,6 +288,13 @@ class Meter:
         self.closed[0] = self.closed[1] = self.closed[2] = 0
         return out
 
+    def take_unbooked(self):
+        """[(import µWh, export µWh)] per channel not booked yet (shadow of closed and open
+        periods, export); all cleared. For a module that left the bus."""
+        closed = self.take_closed()
+        return [(closed[ch] + self.acc.take_uwh(2 * ch),
+                 self.take_export(ch) if self.export else 0) for ch in range(self.channels)]
+
     def take_export(self, ch):
         return self.acc.take_uwh(2 * ch + 1)
 

@@ -3,9 +3,11 @@ energy in the ledger.
 
 One latch instant for all (General Call) when every module has it enabled, sequential
 latches otherwise (rbamp.Fleet). Per module and period the outcome is one of:
-  ok      the module's period average x master dt is booked; the RT shadow is dropped
+  ok      the module's period average x the span of its RT windows is booked (see
+          Meter.latched_uwh); the RT shadow is dropped
   stale   empty latch: nothing booked, the period goes on (the next latch covers it)
-  reboot  the module restarted and lost its period: the RT shadow is booked instead
+  reboot  the module restarted and lost part of its period: the RT shadow up to the boot
+          plus the module's own windows since the boot (Meter.rebooted_uwh)
   lost    the snapshot could not be read three times: the RT shadow is booked instead
   primer  first latch of a (re)joined module: only the RT shadow since it joined counts
   nolatch the latch itself was not acknowledged: the period goes on
@@ -23,10 +25,9 @@ READ_GAP_MS = 20
 
 
 class Metering:
-    def __init__(self, i2c, meters, ledger, hub, epoch):
+    def __init__(self, i2c, meters, ledger, epoch):
         self.meters = meters
         self.ledger = ledger
-        self.hub = hub
         self.epoch = epoch
         self.fleet = Fleet(i2c)
         self.cycles = 0
@@ -97,18 +98,17 @@ class Metering:
         rec = {"module": m.name, "key": m.key, "t": self.epoch(), "status": status,
                "dt_ms": snap.dt_ms if snap is not None else 0, "import_wh": [], "export_wh": [],
                "avg_w": []}
-        if status == "reboot":
-            shadow = m.rebooted_uwh(snap)
-        elif status in ("ok", "primer", "lost"):
-            shadow = m.take_closed()
         if status == "ok":
-            latched = m.latched_uwh(snap)
+            m.take_closed()                  # the module delivered: the shadow is not needed
+            imports = m.latched_uwh(snap)
+        elif status == "reboot":
+            imports = m.rebooted_uwh(snap)
+        elif status in ("primer", "lost"):
+            imports = m.take_closed()
+        else:                                # stale, nolatch: the period goes on
+            imports = [0, 0, 0]
         for ch in range(m.channels):
-            imp = 0
-            if status == "ok":
-                imp = latched[ch]
-            elif status in ("primer", "reboot", "lost"):
-                imp = shadow[ch]
+            imp = imports[ch]
             exp = m.take_export(ch) if m.export else 0
             led.add(m.key, ch, imp, exp)
             rec["import_wh"].append(imp / 1e6)

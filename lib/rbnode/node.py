@@ -31,7 +31,7 @@ class Node:
         self.ledger = Ledger(ledger_path)
         self.meters = []
         self.hub = Hub(nid, self.meters, self.ledger)
-        self.metering = Metering(self.i2c, self.meters, self.ledger, self.hub, board.epoch)
+        self.metering = Metering(self.i2c, self.meters, self.ledger, board.epoch)
         self.sampler = None
         self.heap_peak = 0
         self.heap_live = 0
@@ -207,11 +207,8 @@ class Node:
     def _book_lost(self, m):
         """The shadow and export of a module that left are real energy: book them."""
         if m.has_energy:
-            shadow = m.take_closed()
-            for ch in range(m.channels):
-                prov = m.acc.take_uwh(2 * ch)
-                exp = m.take_export(ch) if m.export else 0
-                self.ledger.add(m.key, ch, shadow[ch] + prov, exp)
+            for ch, (imp, exp) in enumerate(m.take_unbooked()):
+                self.ledger.add(m.key, ch, imp, exp)
 
     async def _feed(self):
         """Feed the watchdog while the event loop runs and periods keep closing."""
