@@ -2,7 +2,8 @@
 
 - tests/test_*.py run in CPython (bench model, host tools).
 - tests/mp/test_*.py are MicroPython scripts run on the unix port: one subprocess per file,
-  one pytest item per `def test_*` in it. Header comments configure the file:
+  one pytest item per `def test_*` in it, each file in a fresh temporary directory (its cwd and
+  host-board directory). Header comments configure the file:
       # bench: <scenario name or path>   start a bench server, RBAMP_BENCH points at it
       # broker: yes                       start a private mosquitto, MQTT_HOST/MQTT_PORT set
       # timeout: <seconds>                default 120
@@ -72,7 +73,7 @@ class MpFile(pytest.File):
             env = hostenv.node_env(bench.address if bench else None, board, extra,
                                    path_extra=[MP_DIR])
             try:
-                p = run_mp(str(self.path), self.names, env,
+                p = run_mp(str(self.path), self.names, env, cwd=board,
                            timeout=int(self.header.get("timeout", 120)))
                 out, rc = p.stdout, p.returncode
             except subprocess.TimeoutExpired as e:

@@ -2,7 +2,7 @@
 import struct
 import sys
 
-sys.path.append(".")  # repo root: tools.bench
+sys.path.append(__file__[:__file__.rfind("/tests/mp/")])  # repo root: tools.bench
 from mptest import eq, near, run
 
 import machine
