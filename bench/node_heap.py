@@ -74,6 +74,10 @@ def run_node(seconds, heap=None):
     periods = len(re.findall(r"period: mains ok", text))
     ok = alive and "MemoryError" not in text and "crashed" not in text and \
         periods >= int(seconds // 10) - 2
+    print("  run %d s, heap %s: %s (%d periods%s%s)" % (
+        seconds, heap or "default", "ok" if ok else "FAILED", periods,
+        ", MemoryError" if "MemoryError" in text else "", "" if alive else ", process ended"),
+        file=sys.stderr, flush=True)
     return ok, text
 
 

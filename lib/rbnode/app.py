@@ -93,7 +93,8 @@ def run(path="config.json", board=None):
                           "drdy_pin in config.json)" % (e,)])
     try:
         node.start()
-        asyncio.run(_main(node, n))
+        net = _network(node, cfg)
+        asyncio.run(_main(node, n, net))
     except KeyboardInterrupt:
         node.save()
         log.info("node", "stopped (ledger saved)")
@@ -103,8 +104,37 @@ def run(path="config.json", board=None):
         board.reset()
 
 
-async def _main(node, crashes):
+def _network(node, cfg):
+    """The MQTT service, when mqtt.host is set (else the node only measures)."""
+    if not cfg["mqtt"]["host"]:
+        log.info("node", "mqtt.host not set: measuring only, no network")
+        return None
+    try:
+        from .publisher import Publisher
+    except ImportError as e:
+        log.error("node", "MQTT unavailable (%s): install mqtt_as (see README); measuring only", e)
+        return None
+    net = Publisher(node, cfg)
+
+    async def bound(why):
+        action = cfg["link"]["action"]
+        if action == "none":
+            return
+        node.save()
+        log.error("node", "offline too long (%s): %s", why,
+                  "resetting" if action == "reset" else "sleeping")
+        if action == "reset":
+            node.board.reset()
+        else:
+            node.board.deepsleep(cfg["period_s"] * 1000)
+    net.on_bound_action = bound
+    return net
+
+
+async def _main(node, crashes, net=None):
     asyncio.create_task(_healthy_after(crashes))
+    if net is not None:
+        asyncio.create_task(node.guard(net.run()))
     await node.run()
 
 

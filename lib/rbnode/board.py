@@ -83,5 +83,5 @@ class Board:
     @staticmethod
     def epoch():
         """Seconds since 1970 (MicroPython's time.time() counts from 2000 on the chips)."""
-        t = time.time()
+        t = int(time.time())
         return t + 946684800 if time.gmtime(0)[0] == 2000 else t

@@ -11,6 +11,7 @@ import json
 
 # A spec is (kind, default, arg):
 #   int / num: arg = (lo, hi)      str: arg = max length      id: [a-z0-9_-], arg = max length
+#   topic: MQTT topic prefix (no wildcards, no leading/trailing /), arg = max length
 #   bool        enum: arg = tuple of choices      pin: GPIO number 0..48 or null
 #   addr: I2C address 0x08..0x77 (integer or "0x50")
 #   sub: arg = nested schema       list: arg = (item spec, max items)
@@ -63,8 +64,24 @@ SCHEMA = {
         "port": ("int", 1883, (1, 65535)),
         "user": ("str", "", 64),
         "password": ("str", "", 128),
-        "base_topic": ("str", "rbnode", 64),
-        "discovery_prefix": ("str", "homeassistant", 64),
+        "client_id": ("str", "", 64),
+        "tls": ("bool", False, None),
+        "ca_file": ("str", "", 64),
+        "keepalive": ("int", 60, (10, 3600)),
+        "base_topic": ("topic", "rbnode", 64),
+        "discovery": ("bool", True, None),
+        "discovery_prefix": ("topic", "homeassistant", 64),
+        "state_s": ("int", 10, (1, 3600)),
+        "delta_w": ("num", 50.0, (0.0, 100000.0)),
+        "health_s": ("int", 60, (10, 3600)),
+        "allow_remote_config": ("bool", False, None),
+    }),
+    "link": ("sub", None, {
+        "backoff_min_s": ("int", 2, (1, 600)),
+        "backoff_max_s": ("int", 300, (1, 3600)),
+        "max_attempts": ("int", 0, (0, 100000)),
+        "max_offline_s": ("int", 3600, (0, 604800)),
+        "action": ("enum", "reset", ("reset", "none", "sleep")),
     }),
     "watchdog_s": ("int", 30, (0, 3600)),
 }
@@ -159,13 +176,16 @@ def _value(path, spec, v, errs):
         if not isinstance(v, bool):
             return bad("must be true or false")
         return v
-    if kind in ("str", "id", "hex"):
+    if kind in ("str", "id", "hex", "topic"):
         if not isinstance(v, str):
             return bad("must be text (in double quotes), not %s" % _type_name(v))
         if len(v) > arg:
             return bad("too long (%d characters, at most %d)" % (len(v), arg))
         if kind == "id" and any(c not in "abcdefghijklmnopqrstuvwxyz0123456789_-" for c in v):
             return bad("use only a-z, 0-9, '-' and '_' (it becomes part of MQTT topics)")
+        if kind == "topic" and (not v or any(c in v for c in "+#\x00") or v[0] == "/" or
+                                v[-1] == "/"):
+            return bad("must be an MQTT topic prefix without +, # and leading/trailing /")
         if kind == "hex":
             v = v.lower()
             if len(v) % 2 or any(c not in "0123456789abcdef" for c in v):
@@ -271,8 +291,14 @@ def _cross_checks(cfg, errs):
         p = i2c[k]
         if p is not None and (p == cfg["drdy_pin"] or p in pins):
             errs.append("i2c.%s = %d: the same GPIO is also a DRDY pin" % (k, p))
-    if cfg["save_s"] < cfg["period_s"] and cfg["mode"] == "continuous":
-        pass  # allowed: saves between latches keep the provisional energy (see CONFIG.md)
+    link = cfg["link"]
+    if link["backoff_min_s"] > link["backoff_max_s"]:
+        errs.append("link.backoff_min_s = %d: larger than link.backoff_max_s (%d)"
+                    % (link["backoff_min_s"], link["backoff_max_s"]))
+    if link["action"] == "sleep" and cfg["mode"] != "sleep":
+        errs.append("link.action = \"sleep\": only in mode \"sleep\" (use \"reset\" or \"none\")")
+    if cfg["mqtt"]["host"] and not cfg["wifi"]["ssid"]:
+        errs.append("wifi.ssid: missing, required when mqtt.host is set")
 
 
 def check(raw):

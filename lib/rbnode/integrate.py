@@ -55,3 +55,20 @@ class Accumulators:
         a = self.a
         i = 3 * k
         return ((((a[i + 2] << 20) + a[i + 1]) << 12) + a[i]) // 3600
+
+
+def kwh(uwh):
+    """Integer µWh as kWh text with 6 decimals (exact: floats are 32-bit on the chips)."""
+    mwh = uwh // 1000
+    return "%d.%06d" % (mwh // 1000000, mwh % 1000000)
+
+
+def parse_kwh_uwh(v):
+    """A kWh number from JSON -> µWh, or None. Text keeps every digit (no float)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+        return None
+    s = v if isinstance(v, str) else ("%.6f" % v if isinstance(v, float) else str(v))
+    whole, _, frac = s.partition(".")
+    if not whole.isdigit() or (frac and not frac.isdigit()):
+        return None
+    return int(whole) * 10**9 + int((frac + "000000000")[:9])

@@ -37,6 +37,12 @@ class Node:
         self.heap_live = 0
         self.failure = None
         self._failed = asyncio.Event()
+        self._latch_now = asyncio.Event()
+        self._latched = asyncio.Event()
+        self.t_boot = ticks_ms()
+        self.alive_checks = []      # fns -> bool: services the watchdog feed depends on
+        self.stay_awake = False     # set by the stay_awake command (sleep mode)
+        self.boot_totals = {}       # ledger totals as restored at boot
         self.hub.counters["metering"] = lambda: dict(self.metering.outcomes,
                                                       cycles=self.metering.cycles,
                                                       gc=self.metering.fleet.gc)
@@ -52,6 +58,8 @@ class Node:
                      self.ledger.restored_from, seq, len(self.ledger.meters))
         else:
             log.info("node", "no energy ledger yet: totals start at 0")
+        self.boot_totals = {k: [(c[0], c[1]) for c in v["ch"]]
+                            for k, v in self.ledger.meters.items()}
         specs = self.cfg["modules"]
         found = self._scan()
         if not specs:
@@ -104,11 +112,11 @@ class Node:
         if wdt is not None:
             tasks.append(self._feed())
         for t in tasks:
-            asyncio.create_task(self._guard(t))
+            asyncio.create_task(self.guard(t))
         await self._failed.wait()
         raise self.failure
 
-    async def _guard(self, coro):
+    async def guard(self, coro):
         try:
             await coro
         except Exception as e:  # a service died: the app saves, records and restarts
@@ -124,11 +132,27 @@ class Node:
                 self._log_period(rec)
             self._heap()
             self._check_swaps()
+            self._latched.set()
             due = ticks_add(due, period)
             wait = ticks_diff(due, ticks_ms())
             if wait < 0:
                 due, wait = ticks_ms(), 0
-            await asyncio.sleep_ms(wait)
+            try:
+                await asyncio.wait_for_ms(self._latch_now.wait(), wait)
+                self._latch_now.clear()
+                due = ticks_ms()             # a latch on request starts a new schedule
+            except asyncio.TimeoutError:
+                pass
+
+    async def latch_now(self, timeout_ms=5000):
+        """Close the periods now (the `latch` command); True once the cycle ran."""
+        self._latched.clear()
+        self._latch_now.set()
+        try:
+            await asyncio.wait_for_ms(self._latched.wait(), timeout_ms)
+            return True
+        except asyncio.TimeoutError:
+            return False
 
     def _heap(self, collect=False):
         """Heap high-water mark; with collect, also the live set (a collection every few
@@ -217,4 +241,6 @@ class Node:
             await asyncio.sleep_ms(1000)
             if self.metering.members() and ticks_diff(ticks_ms(), self.metering.last_cycle) > limit:
                 continue   # metering is stuck: let the watchdog restart the node
+            if not all(ok() for ok in self.alive_checks):
+                continue   # e.g. the link supervisor stopped
             self.board.feed()

@@ -1,0 +1,214 @@
+"""MQTT commands: <base>/cmd/<name> with a JSON object; the result goes to <base>/result.
+
+    {"id": "r1"}                                              latch       close the periods now
+    {"id": "r2", "module": "mains", "channel": 0,
+     "import_kwh": 1234.5, "export_kwh": 0}                   set_total   seed a total (migration)
+    {"id": "r3", "module": "mains", "channel": 0, "amps": 50} set_ct      (allow_remote_config)
+    {"id": "r4", "module": "mains", "class": "sct013"}        set_sensor_class (allow_remote_config)
+    {"id": "r5"}                                              discovery   announce again
+    {"id": "r6"}                                              reboot      save, offline, reset
+    {"id": "r7", "on": true}                                  stay_awake  (sleep mode)
+Result: {"id": <the request's id>, "cmd": <name>, "ok": true/false, "error": "..."}.
+Every problem (not JSON, unknown command or key, wrong type, unknown module, a total that
+would decrease, remote configuration not allowed) is an error result and changes nothing.
+"""
+import asyncio
+import json
+
+from . import log
+from .config import CT_AMPS
+from .integrate import parse_kwh_uwh
+
+MAX_PAYLOAD = 512
+# name -> {key: (type name, required)}
+SPECS = {
+    "latch": {},
+    "set_total": {"module": ("name", True), "channel": ("channel", True),
+                  "import_kwh": ("kwh", False), "export_kwh": ("kwh", False)},
+    "set_ct": {"module": ("name", True), "channel": ("channel", True), "amps": ("amps", True)},
+    "set_sensor_class": {"module": ("name", True), "class": ("class", True)},
+    "discovery": {},
+    "reboot": {},
+    "stay_awake": {"on": ("bool", True)},
+}
+REMOTE_CONFIG = ("set_ct", "set_sensor_class")
+
+
+class CommandError(ValueError):
+    pass
+
+
+def parse(name, payload):
+    """(name, args) of a valid command, else CommandError naming the problem. Pure."""
+    if name not in SPECS:
+        raise CommandError("unknown command %r (known: %s)" % (name[:32], ", ".join(SPECS)))
+    if len(payload) > MAX_PAYLOAD:
+        raise CommandError("payload of %d bytes, at most %d" % (len(payload), MAX_PAYLOAD))
+    if not payload.strip():
+        doc = {}
+    else:
+        try:
+            doc = json.loads(payload)
+        except (ValueError, UnicodeError):
+            raise CommandError("payload is not JSON")
+    if not isinstance(doc, dict):
+        raise CommandError("payload must be a JSON object {...}")
+    spec = SPECS[name]
+    args = {}
+    for k, v in doc.items():
+        if k == "id":
+            continue
+        if k not in spec:
+            raise CommandError("%s: unknown key %r (allowed: %s)" % (
+                name, str(k)[:32], ", ".join(("id",) + tuple(spec))))
+        args[k] = _value(name, k, spec[k][0], v)
+    for k, (kind, required) in spec.items():
+        if required and k not in args:
+            raise CommandError("%s: %r missing" % (name, k))
+    return args
+
+
+def _value(cmd, key, kind, v):
+    def bad(what):
+        raise CommandError("%s: %s = %s: %s" % (cmd, key, json.dumps(v)[:40], what))
+    if kind == "name":
+        if not isinstance(v, str) or not v:
+            bad("must be a module name")
+        return v
+    if kind == "channel":
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 2:
+            bad("must be a channel number 0..2")
+        return v
+    if kind == "kwh":
+        uwh = parse_kwh_uwh(v)
+        if uwh is None or (isinstance(v, float) and not v < 1e9):
+            bad("must be a number of kWh >= 0")
+        return uwh
+    if kind == "amps":
+        if isinstance(v, bool) or v not in CT_AMPS:
+            bad("must be one of %s" % ", ".join(str(a) for a in sorted(CT_AMPS)))
+        return v
+    if kind == "class":
+        if v != "sct013":
+            bad("must be \"sct013\"")
+        return v
+    if kind == "bool":
+        if not isinstance(v, bool):
+            bad("must be true or false")
+        return v
+    bad("?")
+
+
+class Commands:
+    def __init__(self, node, net):
+        self.node = node
+        self.net = net
+        self.handled = 0
+        self.errors = 0
+
+    def handle(self, name, payload):
+        """Parse and run one command (payload: bytes); always answers on the result topic."""
+        rid = None
+        try:
+            text = bytes(payload).decode()
+            rid = _request_id(text)
+            args = parse(name, text)
+            if name in REMOTE_CONFIG and not self.net.cfg["mqtt"]["allow_remote_config"]:
+                raise CommandError("%s: remote configuration is off (mqtt.allow_remote_config)"
+                                   % name)
+            asyncio.create_task(self._run(rid, name, args))
+        except (CommandError, UnicodeError) as e:
+            self._answer(rid, name, False, error=str(e) if isinstance(e, CommandError)
+                         else "payload is not UTF-8 text")
+
+    def _answer(self, rid, name, ok, **extra):
+        doc = {"id": rid, "cmd": name[:32], "ok": ok}
+        doc.update(extra)
+        self.handled += 1
+        if not ok:
+            self.errors += 1
+            log.warning("cmd", "%s refused: %s", name[:32], extra.get("error"))
+        self.net.result(doc)
+
+    async def _run(self, rid, name, args):
+        try:
+            extra = await getattr(self, "_" + name)(**args) or {}
+        except CommandError as e:
+            return self._answer(rid, name, False, error=str(e))
+        except OSError as e:
+            return self._answer(rid, name, False, error="module I/O: %s" % (e,))
+        self._answer(rid, name, True, **extra)
+
+    def _meter(self, name):
+        m = self.node.hub.meter(name)
+        if m is None:
+            raise CommandError("no module named %r" % name[:32])
+        if m.state != "ok" or m.key not in self.node.ledger.meters:
+            raise CommandError("module %s is %s" % (name, m.state))
+        return m
+
+    async def _latch(self):
+        if not await self.node.latch_now():
+            raise CommandError("latch: the period cycle did not run within 5 s")
+
+    async def _set_total(self, module, channel, import_kwh=None, export_kwh=None):
+        m = self._meter(module)
+        if not m.has_energy:
+            raise CommandError("set_total: %s measures no energy (current-only module)" % module)
+        if channel >= m.channels:
+            raise CommandError("set_total: %s has %d channel(s)" % (module, m.channels))
+        led = self.node.ledger
+        imp, exp = led.total(m.key, channel)
+        ni = imp if import_kwh is None else import_kwh
+        ne = exp if export_kwh is None else export_kwh
+        if ni < imp or ne < exp:
+            raise CommandError("set_total: totals never decrease (%s now has %d/%d mWh)"
+                               % (module, imp // 1000, exp // 1000))
+        led.add(m.key, channel, ni - imp, ne - exp)
+        self.node.save()
+        self.net.publish_energy()
+        log.info("cmd", "%s ch%d total set to %d/%d mWh", module, channel, ni // 1000, ne // 1000)
+
+    async def _set_ct(self, module, channel, amps):
+        m = self._meter(module)
+        if channel >= m.channels:
+            raise CommandError("set_ct: %s has %d channel(s)" % (module, m.channels))
+        d = m.dev
+        changed = d.set_sensor_class(1, save=False) if d.firmware_version >= 3 else False
+        changed = d.set_ct_model_ch(channel, CT_AMPS[amps], save=False) or changed
+        if changed:
+            d.save_user_config()
+        return {"changed": changed}
+
+    async def _set_sensor_class(self, module, **_):
+        m = self._meter(module)
+        changed = m.dev.set_sensor_class(1, save=True)
+        return {"changed": changed}
+
+    async def _discovery(self):
+        self.net.announce()
+
+    async def _reboot(self):
+        asyncio.create_task(self._reboot_later())
+
+    async def _reboot_later(self):
+        await asyncio.sleep_ms(500)           # let the result go out first
+        self.node.save()
+        await self.net.link.goodbye()
+        self.node.board.reset()
+
+    async def _stay_awake(self, on):
+        self.node.stay_awake = on
+        return {"mode": self.node.cfg["mode"]}
+
+
+def _request_id(text):
+    """The request's id, if the payload is a JSON object with a short string or number id."""
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return None
+    rid = doc.get("id") if isinstance(doc, dict) else None
+    if isinstance(rid, bool) or not isinstance(rid, (str, int)):
+        return None
+    return rid[:40] if isinstance(rid, str) else rid

@@ -1,0 +1,225 @@
+"""WiFi and MQTT through mqtt_as, with a bounded outage.
+
+    link = Link(cfg, client_id, status_topic, outbox, on_up, on_message, on_bound)
+    asyncio.create_task(link.run())      # connect, publish the outbox, stay connected
+    await link.goodbye()                 # clean "offline" before a planned reset or sleep
+
+mqtt_as owns WiFi and the reconnects; this module adds what an unattended node needs:
+  - an exponential backoff with jitter before every connect attempt (mqtt_as on its own
+    retries every second), the first connect at boot included;
+  - the bound: after link.max_attempts failed attempts or link.max_offline_s offline,
+    on_bound() is called once (the node saves its ledger and resets, or sleeps);
+  - availability: the will is a retained "offline", every connect publishes a retained
+    "online", goodbye() a clean "offline";
+  - publishing from the outbox only: nothing else ever awaits the network (mqtt_as's
+    publish() waits while offline).
+The broker name is resolved by mqtt_as at the first connect of a boot, so a reset (the
+bound's default action) resolves it again.
+"""
+import asyncio
+import random
+from time import ticks_diff, ticks_ms
+
+from . import log
+
+CONNECT_TIMEOUT_S = 120     # one connect attempt: WiFi association (60 s on ESP32) + broker
+GOODBYE_TIMEOUT_S = 5
+
+
+def backoff_ms(attempt, lo_s, hi_s):
+    """Delay before attempt n (1 = first retry): lo * 2**(n-1), at most hi, times a random
+    factor 0.5..1.5 so a fleet of nodes does not reconnect in step after a broker restart."""
+    if attempt <= 0:
+        return 0
+    base = min(hi_s * 1000, lo_s * 1000 << min(attempt - 1, 16))
+    return base // 2 + (base * random.getrandbits(10) >> 10)
+
+
+def mqtt_config(cfg, client_id, status_topic):
+    """The mqtt_as config dict for our config.json sections."""
+    from mqtt_as import config as defaults
+    m = cfg["mqtt"]
+    c = dict(defaults)
+    c.update({"server": m["host"], "port": m["port"], "client_id": client_id.encode(),
+              "user": m["user"], "password": m["password"], "keepalive": m["keepalive"],
+              "ssid": cfg["wifi"]["ssid"] or None, "wifi_pw": cfg["wifi"]["password"] or None,
+              "queue_len": 16, "clean": True, "clean_init": True,
+              "will": (status_topic, "offline", True, 1)})
+    if m["tls"]:
+        c["ssl"] = True
+        params = {"server_hostname": m["host"]}
+        if m["ca_file"]:
+            import ssl
+            with open(m["ca_file"], "rb") as f:
+                params["cadata"] = f.read()
+            params["cert_reqs"] = ssl.CERT_REQUIRED
+        else:
+            log.warning("link", "mqtt.tls without mqtt.ca_file: the broker is not authenticated")
+        c["ssl_params"] = params
+    return c
+
+
+class Link:
+    def __init__(self, cfg, client_id, status_topic, outbox, on_up=None, on_message=None,
+                 on_bound=None):
+        self.cfg = cfg["link"]
+        self.status_topic = status_topic
+        self.outbox = outbox
+        self.on_up = on_up
+        self.on_message = on_message
+        self.on_bound = on_bound
+        self.subscriptions = []         # (topic, qos), renewed after every connect
+        self.attempts = 0               # failed attempts in the current outage
+        self.connects = 0
+        self.outage_since = ticks_ms()  # offline since (boot counts as offline)
+        self.online = False
+        self.bound_hit = False
+        self.alive = ticks_ms()         # heartbeat of the supervisor, for the watchdog
+        self.published = 0
+        self.delays = []                # the last backoff delays (ms), for the log and tests
+        self._mqtt_cfg = mqtt_config(cfg, client_id, status_topic)
+        self.client = None
+        self._ready = asyncio.Event()   # set once the birth is out, cleared on an outage
+
+    # ---- the connection -----------------------------------------------------------------------
+    def _make_client(self):
+        from mqtt_as import MQTTClient
+
+        link = self
+
+        class Client(MQTTClient):
+            async def wifi_connect(self, quick=False):
+                # Every attempt (the first connect and mqtt_as's reconnects) starts here.
+                await link._before_attempt()
+                try:
+                    await super().wifi_connect(quick)
+                except OSError as e:
+                    link._failed("WiFi: %s" % (e,))
+                    raise
+
+            async def connect(self, *, quick=False):
+                try:
+                    await super().connect(quick=quick)
+                except OSError as e:
+                    link._failed("broker: %s" % (e,))
+                    raise
+
+        return Client(self._mqtt_cfg)
+
+    async def _before_attempt(self):
+        if not self.online and self.connects + self.attempts:
+            d = backoff_ms(self.attempts, self.cfg["backoff_min_s"], self.cfg["backoff_max_s"])
+            self.delays.append(d)
+            if len(self.delays) > 16:
+                self.delays.pop(0)
+            log.info("link", "connect attempt %d in %d ms", self.attempts + 1, d)
+            await asyncio.sleep_ms(d)
+
+    def _failed(self, why):
+        self.attempts += 1
+        log.warning("link", "connect attempt %d failed (%s)", self.attempts, why)
+
+    async def run(self):
+        self.client = c = self._make_client()
+        asyncio.create_task(self._supervise())
+        while True:                                # the first connect, bounded and retried
+            try:
+                await asyncio.wait_for(c.connect(), CONNECT_TIMEOUT_S)
+                break
+            except asyncio.TimeoutError:
+                self._failed("no answer in %d s" % CONNECT_TIMEOUT_S)
+                c.close()
+            except OSError:
+                pass                               # counted by the client hooks
+        asyncio.create_task(self._events())
+        asyncio.create_task(self._inbox())
+        await self._publisher()
+
+    async def _events(self):
+        c = self.client
+        while True:
+            await c.up.wait()
+            c.up.clear()
+            self._up()
+            for topic, qos in self.subscriptions:
+                await c.subscribe(topic, qos)
+            await c.publish(self.status_topic, "online", True, 1)
+            if self.on_up:
+                self.on_up()
+            self._ready.set()
+            await c.down.wait()
+            c.down.clear()
+            self._ready.clear()
+            self._down()
+
+    def _up(self):
+        self.connects += 1
+        self.online = True
+        took = ticks_diff(ticks_ms(), self.outage_since)
+        log.info("link", "connected to %s (connect #%d, after %d failed attempt(s), %d s "
+                 "offline)", self._mqtt_cfg["server"], self.connects, self.attempts, took // 1000)
+        self.attempts = 0
+        self.bound_hit = False
+
+    def _down(self):
+        self.online = False
+        self.outage_since = ticks_ms()
+        log.warning("link", "connection lost; mqtt_as reconnects")
+
+    async def _inbox(self):
+        async for topic, msg, retained in self.client.queue:
+            await self.outbox.room()
+            if self.on_message:
+                try:
+                    self.on_message(topic.decode(), msg, retained)
+                except Exception as e:  # noqa: BLE001 - a bad message never stops the link
+                    log.error("link", "message on %s not handled: %r", topic, e)
+
+    async def _publisher(self):
+        c = self.client
+        box = self.outbox
+        while True:
+            await self._ready.wait()                        # the birth goes first
+            topic, payload, retain, qos = await box.get()
+            await c.publish(topic, payload, retain, qos)   # waits (and retries) while offline
+            self.published += 1
+            box.sent += 1
+
+    async def _supervise(self):
+        """The outage bound, checked every second."""
+        cfg = self.cfg
+        while True:
+            await asyncio.sleep(1)
+            self.alive = ticks_ms()
+            if self.online or self.bound_hit:
+                continue
+            off_s = ticks_diff(ticks_ms(), self.outage_since) // 1000
+            why = None
+            if cfg["max_attempts"] and self.attempts >= cfg["max_attempts"]:
+                why = "%d failed connect attempts" % self.attempts
+            elif cfg["max_offline_s"] and off_s >= cfg["max_offline_s"]:
+                why = "%d s offline" % off_s
+            if why:
+                self.bound_hit = True
+                log.error("link", "outage bound reached: %s; action: %s", why, cfg["action"])
+                if self.on_bound:
+                    await self.on_bound(why)
+
+    def subscribe(self, topic, qos=1):
+        self.subscriptions.append((topic, qos))
+
+    async def goodbye(self):
+        """A clean 'offline' and disconnect before a planned reset or sleep (bounded)."""
+        c = self.client
+        if c is None or not self.online:
+            return False
+        try:
+            await asyncio.wait_for(c.publish(self.status_topic, "offline", True, 1),
+                                   GOODBYE_TIMEOUT_S)
+            await asyncio.wait_for(c.disconnect(), GOODBYE_TIMEOUT_S)
+            return True
+        except (OSError, asyncio.TimeoutError):
+            return False
+
+    def alive_within(self, ms):
+        return ticks_diff(ticks_ms(), self.alive) < ms

@@ -1,0 +1,338 @@
+"""What the node publishes over MQTT, and when (the connectivity service).
+
+    net = Publisher(node, cfg)
+    asyncio.create_task(net.run())
+
+Topics (base = <mqtt.base_topic>/<node id>):
+    base/status                 "online" / "offline" (retained; will, birth, goodbye)
+    base/health                 diagnostics JSON (retained)
+    base/<module>/state         RT values JSON (retained): u f i[] p[] s[] q[] pf[]
+    base/<module>/energy        totals JSON (retained, QoS 1): uid, imp[] and exp[] in kWh
+    base/<module>/period        one record per closed period
+    base/events                 power events and module lost / found (QoS 1)
+    base/cmd/<name>             commands (see commands.py); results on base/result
+Energy totals are published only after the ledger has been compared with the retained
+totals of the broker (a power cut loses at most save_s on flash, the broker has the newest),
+so the node never publishes a total smaller than one it published before.
+"""
+import asyncio
+import gc
+import json
+import random
+import sys
+from time import ticks_diff, ticks_ms
+
+from . import __version__ as VERSION
+from . import log
+from . import discovery
+from .commands import Commands
+from .integrate import kwh, parse_kwh_uwh
+from .link import Link
+from .outbox import Outbox
+
+RECONCILE_MS = 2000       # wait for the retained totals after the first connect
+HA_DELAY_MS = (1000, 5000)  # re-announce this long after HA came online (random)
+MAX_W = 30000             # a retained total may lead the ledger by this power x (save_s + 10 min)
+
+
+def _num(x, nd):
+    if x is None or x != x:
+        return "null"
+    return ("%." + str(nd) + "f") % x
+
+
+def _arr(vals, nd):
+    return "[" + ",".join(_num(v, nd) for v in vals) + "]"
+
+
+def state_json(m):
+    """The RT values of a meter as JSON text; Q and frequency are read from the module."""
+    rt = m.dev.rt
+    n = range(m.channels)
+    f = _try(m.dev.read_frequency)
+    if not m.has_energy:
+        return '{"f":%s,"i":%s}' % (_num(f, 2), _arr([rt.current[c] for c in n], 3))
+    u = rt.voltage
+    q = [_try(m.dev.read_reactive_power, c) for c in n]
+    return ('{"u":%s,"f":%s,"i":%s,"p":%s,"s":%s,"q":%s,"pf":%s}' % (
+        _num(u, 1), _num(f, 2), _arr([rt.current[c] for c in n], 3),
+        _arr([p / 1000 for p in m.p[:m.channels]], 1),
+        _arr([u * rt.current[c] for c in n], 1), _arr(q, 1),
+        _arr([rt.power_factor[c] for c in n], 3)))
+
+
+def _try(fn, *args):
+    try:
+        return fn(*args)
+    except OSError:
+        return None
+
+
+def parse_energy(text):
+    """energy_json text -> (uid, [import µWh], [export µWh]) without floats (32-bit on the
+    chips): the numbers are taken as text. ValueError if it is not ours."""
+    def arr(key):
+        i = text.find('"%s":[' % key)
+        j = text.find("]", i)
+        if i < 0 or j < 0:
+            raise ValueError(key)
+        vals = [parse_kwh_uwh(x.strip()) for x in text[i + len(key) + 4:j].split(",")]
+        if None in vals:
+            raise ValueError(key)
+        return vals
+    i = text.find('"uid":"')
+    if i < 0:
+        raise ValueError("uid")
+    return text[i + 7:text.find('"', i + 7)], arr("imp"), arr("exp")
+
+
+def energy_json(uid, channels):
+    """channels: [[import µWh, export µWh]]."""
+    return '{"uid":"%s","imp":[%s],"exp":[%s]}' % (
+        uid, ",".join(kwh(c[0]) for c in channels), ",".join(kwh(c[1]) for c in channels))
+
+
+class Publisher:
+    def __init__(self, node, cfg):
+        self.node = node
+        self.cfg = cfg
+        m = cfg["mqtt"]
+        self.m = m
+        self.base = "%s/%s" % (m["base_topic"], node.node_id)
+        cid = m["client_id"] or "%s-%s" % (node.node_id, node.board.unique_id()[-6:])
+        if node.node_id.endswith(node.board.unique_id()[-6:]) and not m["client_id"]:
+            cid = node.node_id
+        self.outbox = Outbox(32)
+        self.link = Link(cfg, cid, self.base + "/status", self.outbox, self._on_up,
+                         self._on_message, self._on_bound)
+        self.commands = Commands(node, self)
+        self.link.subscribe(self.base + "/cmd/+", 1)
+        self.link.subscribe(m["discovery_prefix"] + "/status", 1)
+        self.reconciled = False
+        self.retained = {}                # module name -> parsed retained energy
+        self.sent_parts = {}              # discovery object id -> parts sent
+        self.last_p = {}                  # module name -> powers (W) of the last state
+        self.ha_due = None
+        self.pub_max = {}                 # (uid, ch) -> [import, export] µWh last published
+        self.on_bound_action = None       # set by the app: async fn(reason)
+        node.hub.counters["mqtt"] = self.counters
+        node.alive_checks.append(lambda: self.link.alive_within(5000))
+
+    # ---- services ----------------------------------------------------------------------------
+    async def run(self):
+        asyncio.create_task(self._periodic())
+        asyncio.create_task(self._feeds())
+        await self.link.run()
+
+    def _on_up(self):
+        if not self.reconciled:
+            asyncio.create_task(self._reconcile())
+        else:
+            self.announce()
+
+    async def _reconcile(self):
+        """Subscribe to our own retained totals once, take what is newer than the ledger."""
+        c = self.link.client
+        topic = self.base + "/+/energy"
+        await c.subscribe(topic, 1)
+        await asyncio.sleep_ms(RECONCILE_MS)
+        await c.unsubscribe(topic)
+        self._merge_retained()
+        self.reconciled = True
+        self.announce()
+
+    def _merge_retained(self):
+        node = self.node
+        most = MAX_W * (self.cfg["save_s"] + 600) * 10**6 // 3600
+        for m in node.meters:
+            text = self.retained.get(m.name)
+            if not text or m.key is None or m.key not in node.ledger.meters:
+                continue
+            try:
+                uid, imps, exps = parse_energy(text.decode())
+            except (ValueError, UnicodeError):
+                log.warning("mqtt", "%s: retained energy total unreadable: ignored", m.name)
+                continue
+            if uid != m.key:
+                continue
+            # Compare with the ledger as restored at boot: energy measured since then is
+            # not in the retained total.
+            boot = node.boot_totals.get(m.key)
+            for ch in range(min(m.channels, len(imps), len(exps))):
+                have = boot[ch] if boot and ch < len(boot) else (0, 0)
+                add_i = max(0, imps[ch] - have[0])
+                add_e = max(0, exps[ch] - have[1])
+                if boot and (add_i > most or add_e > most):
+                    log.warning("mqtt", "%s ch%d: retained total is %s/%s kWh above the ledger, "
+                                "more than a power cut can explain: ignored", m.name, ch,
+                                kwh(add_i), kwh(add_e))
+                    continue
+                if add_i or add_e:
+                    node.ledger.add(m.key, ch, add_i, add_e)
+                    log.warning("mqtt", "%s ch%d: +%s/%s kWh from the broker's retained total "
+                                "(%s)", m.name, ch, kwh(add_i), kwh(add_e),
+                                "published after the last ledger save" if boot else
+                                "no ledger entry for this module on flash")
+        self.retained = {}
+
+    def announce(self):
+        """Discovery (if enabled), then every current value: after each connect and when
+        Home Assistant comes online."""
+        if self.m["discovery"]:
+            self.publish_discovery()
+        self.publish_values(last=True)        # after the discovery
+
+    def publish_discovery(self):
+        node = self.node
+        mods = []
+        for m in node.meters:
+            if m.state != "ok" or m.key is None:
+                continue
+            mods.append({"name": m.name, "uid": m.key, "variant": m.dev.variant_name(),
+                         "fw": "1.%d" % (m.dev.firmware_version - 1), "channels": m.channels,
+                         "channel_names": m.spec["channels"], "voltage": m.has_energy,
+                         "export": m.export})
+        info = {"name": self.cfg["node"]["name"], "sw": VERSION,
+                "model": "rbnode on %s" % sys.platform}
+        pre = self.m["discovery_prefix"]
+        for oid, parts, most in discovery.devices(self.m["base_topic"], node.node_id, info,
+                                                  mods):
+            for i, p in enumerate(parts):
+                self.outbox.latest(discovery.topic(pre, oid, i), p, True, 1)
+            for i in range(len(parts), self.sent_parts.get(oid, most)):
+                self.outbox.latest(discovery.topic(pre, oid, i), "", True, 1)
+            self.sent_parts[oid] = len(parts)
+
+    def publish_values(self, last=False):
+        for m in self.node.meters:
+            if m.state == "ok":
+                self.publish_state(m, last)
+        self.publish_energy(last)
+        self.publish_health(last)
+
+    def publish_state(self, m, last=False):
+        try:
+            self.outbox.latest("%s/%s/state" % (self.base, m.name), state_json(m), True, 0,
+                               last)
+        except (OSError, AttributeError):
+            return
+        self.last_p[m.name] = list(m.p)
+
+    def publish_energy(self, last=False):
+        if not self.reconciled:
+            return
+        led = self.node.ledger
+        prov = self.node.metering.provisional()
+        for m in self.node.meters:
+            if m.key is None or m.key not in led.meters or not m.has_energy:
+                continue
+            chans = [list(c) for c in led.meters[m.key]["ch"]]
+            for ch, extra in enumerate(prov.get(m.key, ())):
+                if ch < len(chans):
+                    chans[ch][0] += extra
+            for ch, c in enumerate(chans):
+                # The open period's shadow can exceed what its latch then books by a few
+                # mWh: a published total never goes back, the next increase absorbs it.
+                top = self.pub_max.setdefault((m.key, ch), [0, 0])
+                for k in (0, 1):
+                    if c[k] < top[k]:
+                        c[k] = top[k]
+                    top[k] = c[k]
+            self.outbox.latest("%s/%s/energy" % (self.base, m.name),
+                               energy_json(m.key, chans), True, 1, last)
+
+    def publish_health(self, last=False):
+        h = self.node.hub.health()
+        meters = h["meters"].values()
+        node = self.node
+        doc = {"rssi": self._rssi(), "uptime": ticks_diff(ticks_ms(), node.t_boot) // 1000,
+               "heap": gc.mem_free(), "retries": sum(x["retries"] for x in meters),
+               "exhausted": sum(m.dev.retry_exhaustion_count for m in node.meters if m.dev),
+               "stale": h["metering"]["stale"],
+               "rejects": sum(m.dev.sanity_reject_count for m in node.meters if m.dev),
+               "drops": self.outbox.dropped + h["periods_dropped"] + h["events_dropped"],
+               "fw": VERSION, "reset": node.board.reset_cause(),
+               "modules": {m.name: m.state for m in node.meters},
+               "connects": self.link.connects}
+        self.outbox.latest(self.base + "/health", json.dumps(doc), True, 0, last)
+
+    @staticmethod
+    def _rssi():
+        try:
+            import network
+            return network.WLAN(network.STA_IF).status("rssi")
+        except (ImportError, OSError, ValueError, TypeError):
+            return None
+
+    def result(self, doc):
+        self.outbox.put(self.base + "/result", json.dumps(doc), False, 1, keep=True)
+
+    # ---- incoming --------------------------------------------------------------------------
+    def _on_message(self, topic, msg, retained):
+        if topic.startswith(self.base + "/cmd/"):
+            if not retained:             # a retained command would run at every connect
+                self.commands.handle(topic[len(self.base) + 5:], msg)
+        elif topic == self.m["discovery_prefix"] + "/status":
+            if msg == b"online" and not retained:
+                lo, hi = HA_DELAY_MS
+                self.ha_due = ticks_ms() + lo + random.getrandbits(12) % (hi - lo)
+                log.info("mqtt", "Home Assistant is online: discovery again shortly")
+        elif topic.endswith("/energy") and not self.reconciled:
+            self.retained[topic[len(self.base) + 1:-len("/energy")]] = bytes(msg)
+
+    async def _on_bound(self, why):
+        if self.on_bound_action:
+            await self.on_bound_action(why)
+
+    # ---- schedules -----------------------------------------------------------------------------
+    async def _periodic(self):
+        """States every state_s, at once on a change beyond delta_w; health every health_s;
+        the delayed re-announcement for Home Assistant."""
+        m = self.m
+        t_state = t_health = ticks_ms()
+        while True:
+            await asyncio.sleep_ms(200)
+            now = ticks_ms()
+            if self.ha_due is not None and ticks_diff(now, self.ha_due) >= 0:
+                self.ha_due = None
+                self.announce()
+            if ticks_diff(now, t_state) >= m["state_s"] * 1000:
+                t_state = now
+                for mt in self.node.meters:
+                    if mt.state == "ok":
+                        self.publish_state(mt)
+            elif m["delta_w"]:
+                lim = m["delta_w"] * 1000
+                for mt in self.node.meters:
+                    last = self.last_p.get(mt.name)
+                    if mt.state == "ok" and last and any(
+                            abs(mt.p[c] - last[c]) > lim for c in range(mt.channels)):
+                        self.publish_state(mt)
+            if ticks_diff(now, t_health) >= m["health_s"] * 1000:
+                t_health = now
+                self.publish_health()
+
+    async def _feeds(self):
+        """Period records and events from the hub."""
+        asyncio.create_task(self._events())
+        hub = self.node.hub
+        while True:
+            rec = await hub.periods.get()
+            self.outbox.put("%s/%s/period" % (self.base, rec["module"]), json.dumps(rec))
+            self.publish_energy()
+
+    async def _events(self):
+        hub = self.node.hub
+        while True:
+            ev = await hub.events.get()
+            self.outbox.put(self.base + "/events", json.dumps(ev), False, 1)
+            m = hub.meter(ev.get("module"))
+            if m is not None and m.state == "ok" and ev["kind"] == "power":
+                self.publish_state(m)
+
+    def counters(self):
+        c = self.link.client
+        return {"online": self.link.online, "connects": self.link.connects,
+                "received_dropped": c.queue.discards if c else 0,
+                "attempts": self.link.attempts, "queued": len(self.outbox),
+                "dropped": self.outbox.dropped, "published": self.link.published}

@@ -1,0 +1,280 @@
+"""Connectivity (issue 5): the real node, the real mqtt_as, a real mosquitto, a paho subscriber.
+
+- discovery payloads against Home Assistant's rules, the message flow, HA's re-announcement;
+- hundreds of malformed commands: an error result each, no crash, no change; valid ones work;
+- broker restart and WiFi outages: recovery, totals equal to the bench's truth, never smaller;
+- the outage bound: backoff between attempts, then the configured action.
+"""
+import json
+import os
+import random
+import re
+import time
+
+from ha_rules import check_device_message, energy_dashboard_ok, expand
+from mqttharness import Recorder
+from nodeharness import NodeRun, base_config, scenario
+from test_node_energy import check_totals, zero_loads
+
+from tools.broker import Broker
+
+MODULES = [
+    {"address": "0x50", "name": "ui3", "channels": ["house", "solar", ""]},
+    {"address": "0x51", "name": "basic-pv", "bidirectional": True},
+    {"address": "0x53", "name": "currents"},
+]
+BASE = "rbnode/rbnode-00beef"
+
+
+def net_config(broker, **kw):
+    cfg = base_config(modules=MODULES, wifi={"ssid": "bench-ap", "password": "secret"},
+                      mqtt={"host": broker.host, "port": broker.port, "state_s": 2,
+                            "keepalive": 10})
+    for k, v in kw.items():
+        if isinstance(v, dict) and isinstance(cfg.get(k), dict):
+            cfg[k].update(v)
+        else:
+            cfg[k] = v
+    return cfg
+
+
+def energies(rec, start=0):
+    """[(time, module, [import kWh], [export kWh])] of every energy message seen."""
+    out = []
+    for m in rec.since(start, "/energy"):
+        d = m.json()
+        out.append((m.t, m.topic.split("/")[-2], d["imp"], d["exp"]))
+    return out
+
+
+def assert_never_decreasing(rec):
+    last = {}
+    for t, mod, imp, exp in energies(rec):
+        for ch, v in enumerate(imp + exp):
+            k = (mod, ch)
+            assert v >= last.get(k, 0), "%s ch%d went from %s to %s" % (mod, ch, last[k], v)
+            last[k] = v
+
+
+def test_discovery_states_and_ha_reannouncement(tmp_path):
+    broker = Broker()
+    try:
+        with Recorder(broker) as rec, NodeRun(tmp_path, scenario("energy_bench.json"),
+                                             net_config(broker)) as run:
+            run.ctl.set_load(module="ui3", ch=0, load=1500)
+            run.ctl.set_load(module="basic-pv", ch=0, load=-800)
+            rec.wait(lambda m: m.topic == BASE + "/ui3/energy", timeout=30, what="energy")
+            time.sleep(1)
+            msgs = rec.since()
+            ours = [m for m in msgs if m.topic.startswith(BASE)]
+            assert ours[0].topic == BASE + "/status" and ours[0].text == "online", ours[:3]
+            disc = [m for m in msgs if m.topic.startswith("homeassistant/device/") and m.payload]
+            problems, uids, comps = [], set(), {}
+            for m in disc:
+                assert len(m.payload) <= 1024, (m.topic, len(m.payload))
+                problems += check_device_message(m.topic, m.text)
+                for cid, c in m.json()["cmps"].items():
+                    c = expand(c)
+                    assert c["unique_id"] not in uids, c["unique_id"]
+                    uids.add(c["unique_id"])
+                    comps[c["unique_id"]] = (c, m.json())
+            assert not problems, "\n".join(problems)
+            # every entity's value is in the message its state topic carries
+            latest = {m.topic: m for m in msgs}
+            for uid, (c, doc) in comps.items():
+                topic = c.get("state_topic") or expand(doc)["state_topic"]
+                key = re.match(r"\{\{value_json\.(\w+)(?:\[(\d)\])?\}\}", c["value_template"])
+                assert topic in latest, (uid, topic)
+                val = latest[topic].json()[key.group(1)]
+                if key.group(2):
+                    val = val[int(key.group(2))]
+                assert val is not None or "rssi" in uid, (uid, val)
+            energy = [c for c, d in comps.values() if c.get("device_class") == "energy"]
+            assert len(energy) == 3 + 2 and all(energy_dashboard_ok(c) for c in energy)
+            # the I3 module: currents and frequency only
+            i3 = [c for uid, (c, d) in comps.items() if "e4000000000000000000beef" in uid]
+            assert sorted(c["device_class"] for c in i3) == ["current"] * 3 + ["frequency"]
+            st = latest[BASE + "/ui3/state"].json()
+            assert abs(st["p"][0] - 1500) < 2 and abs(st["u"] - 230) < 1, st
+            assert latest[BASE + "/basic-pv/state"].json()["p"][0] < -790
+            health = latest[BASE + "/health"].json()
+            assert health["modules"] == {"ui3": "ok", "basic-pv": "ok", "currents": "ok"}
+
+            # Home Assistant restarts: discovery again after a random delay, then the states
+            mark = rec.mark()
+            t0 = time.monotonic()
+            rec.publish("homeassistant/status", "online")
+            first = rec.wait(lambda m: m.topic.startswith("homeassistant/device/"), start=mark,
+                             timeout=15, what="re-discovery")
+            assert 0.9 <= first.t - t0 <= 6.5, first.t - t0
+            rec.wait(lambda m: m.topic == BASE + "/ui3/energy", start=mark, timeout=10)
+            after = rec.since(mark)
+            d_idx = max(i for i, m in enumerate(after) if m.topic.startswith("homeassistant/"))
+            e_idx = min(i for i, m in enumerate(after) if m.topic.endswith("/energy"))
+            assert d_idx < e_idx, "values before the discovery"
+            assert run.stop() == 0
+        off = rec.wait(lambda m: m.topic == BASE + "/status" and m.text == "offline", timeout=20)
+        assert off
+    finally:
+        broker.stop()
+
+
+def _malformed(rng, i):
+    """(command name, payload bytes) that must be refused."""
+    cases = [
+        ("latch", b"{not json"), ("latch", b"[1, 2]"), ("latch", b'"text"'),
+        ("latch", b'{"id": "x%d", "extra": 1}' % i), ("nosuch", b'{"id": "x%d"}' % i),
+        ("set_total", b'{"id": "x%d", "module": "ui3"}' % i),
+        ("set_total", b'{"id": "x%d", "module": "ui3", "channel": 0, "import_kwh": -5}' % i),
+        ("set_total", b'{"id": "x%d", "module": "ui3", "channel": 7, "import_kwh": 5}' % i),
+        ("set_total", b'{"id": "x%d", "module": "nope", "channel": 0, "import_kwh": 5}' % i),
+        ("set_total", b'{"id": "x%d", "module": "ui3", "channel": "0", "import_kwh": 9}' % i),
+        ("set_total", b'{"id": "x%d", "module": "currents", "channel": 0, "import_kwh": 1}' % i),
+        ("set_ct", b'{"id": "x%d", "module": "ui3", "channel": 0, "amps": 50}' % i),
+        ("set_sensor_class", b'{"id": "x%d", "module": "ui3", "class": "sct013"}' % i),
+        ("stay_awake", b'{"id": "x%d", "on": "yes"}' % i),
+        ("reboot", b'{"id": "x%d", "now": true}' % i),
+        ("latch", b"\xff\xfe\x00garbage"), ("latch", b"{" * 600),
+        ("set_total", json.dumps({"id": "x%d" % i, "module": "ui3", "channel": 0,
+                                  "import_kwh": 1e300}).encode()),
+    ]
+    if i % 4 == 0:     # random bytes
+        return rng.choice(["latch", "set_total", "x" * 40]), bytes(
+            rng.getrandbits(8) for _ in range(rng.randint(0, 80)))
+    return cases[i % len(cases)]
+
+
+def test_malformed_commands_refused_valid_ones_work(tmp_path):
+    broker = Broker()
+    rng = random.Random(7)
+    try:
+        with Recorder(broker) as rec, NodeRun(tmp_path, scenario("energy_bench.json"),
+                                             net_config(broker, period_s=30)) as run:
+            run.ctl.set_load(module="ui3", ch=0, load=2000)
+            rec.wait(lambda m: m.topic == BASE + "/ui3/energy", timeout=30)
+            mark = rec.mark()
+            n = 300
+            for i in range(n):           # a flood, at 10 commands a second
+                name, payload = _malformed(rng, i)
+                rec.c.publish(BASE + "/cmd/" + name, payload, qos=1)
+                time.sleep(0.1)
+            results = []
+            deadline = time.monotonic() + 60
+            while len(results) < n and time.monotonic() < deadline:
+                results = [m.json() for m in rec.since(mark, "/result")]
+                time.sleep(0.2)
+            assert len(results) == n, "%d results for %d commands" % (len(results), n)
+            assert not [r for r in results if r["ok"]], [r for r in results if r["ok"]][:3]
+            assert all(r.get("error") for r in results)
+            ids = {r["id"] for r in results if r["id"]}
+            assert len(ids) > 150
+            # nothing changed: totals keep growing at the load's rate, no jump
+            assert "crashed" not in run.output()
+            mark = rec.mark()
+            lo = run.ctl.truth()["truth"]["ui3"][0][0]
+            rec.publish(BASE + "/cmd/latch", '{"id": "L1"}')
+            r = rec.wait(lambda m: m.topic.endswith("/result"), start=mark, timeout=10).json()
+            hi = run.ctl.truth()["truth"]["ui3"][0][0]
+            assert r == {"id": "L1", "cmd": "latch", "ok": True}, r
+            e = rec.wait(lambda m: m.topic == BASE + "/ui3/energy", start=mark, timeout=10)
+            wh = e.json()["imp"][0] * 1000
+            # the latched total lies between the truth before and after the latch: the
+            # command flood changed nothing, lost nothing
+            assert lo * 0.9995 - 0.01 <= wh <= hi * 1.0005 + 0.01, (lo, wh, hi)
+            # seeding a total for a migration, then a decrease refused
+            mark = rec.mark()
+            rec.publish(BASE + "/cmd/set_total",
+                        '{"id": "S1", "module": "basic-pv", "channel": 0, "import_kwh": 1234.5,'
+                        ' "export_kwh": "10.000001"}')
+            r = rec.wait(lambda m: m.topic.endswith("/result"), start=mark, timeout=10).json()
+            assert r["ok"], r
+            e = rec.wait(lambda m: m.topic == BASE + "/basic-pv/energy" and
+                         m.json()["imp"][0] >= 1234.5, start=mark, timeout=10).json()
+            assert 1234.5 <= e["imp"][0] < 1234.51 and 10.000001 <= e["exp"][0] < 10.01, e
+            mark = rec.mark()
+            rec.publish(BASE + "/cmd/set_total",
+                        '{"id": "S2", "module": "basic-pv", "channel": 0, "import_kwh": 1000}')
+            r = rec.wait(lambda m: m.topic.endswith("/result"), start=mark, timeout=10).json()
+            assert not r["ok"] and "never decrease" in r["error"], r
+            assert_never_decreasing(rec)
+            assert run.stop() == 0
+    finally:
+        broker.stop()
+
+
+def test_broker_restart_and_wifi_outages_lose_no_energy(tmp_path):
+    broker = Broker()
+    port = broker.port
+    try:
+        rec = Recorder(broker)
+        rec.connect()
+        cfg = net_config(broker, period_s=10, link={"backoff_min_s": 1, "backoff_max_s": 8})
+        with NodeRun(tmp_path, scenario("energy_bench.json"), cfg) as run:
+            run.wait_for("metering: 2 meter(s)")    # the truth counts from the primer latch
+            run.ctl.set_load(module="ui3", ch=0, load=1200)
+            run.ctl.set_load(module="basic-pv", ch=0, load=-700)
+            rec.wait(lambda m: m.topic == BASE + "/ui3/energy", timeout=30)
+            # the broker dies for 10 s
+            rec.close()
+            broker.stop()
+            time.sleep(10)
+            broker = Broker(port=port)
+            rec = Recorder(broker)
+            rec.connect()
+            rec.wait(lambda m: m.topic == BASE + "/status" and m.text == "online", timeout=30)
+            rec.wait(lambda m: m.topic == BASE + "/ui3/energy", timeout=15)
+            # the WiFi goes away for 5 s, then for 60 s, loads changing meanwhile
+            for down_s, load in ((5, 2500), (60, 400)):
+                mark = rec.mark()
+                run.ctl.wifi(up=False)
+                run.ctl.set_load(module="ui3", ch=0, load=load)
+                time.sleep(down_s)
+                run.ctl.wifi(up=True)
+                t_up = time.monotonic()
+                on = rec.wait(lambda m: m.topic == BASE + "/status" and m.text == "online",
+                              start=mark, timeout=40)
+                assert on.t - t_up < 20, "reconnect took %.1f s" % (on.t - t_up)
+            zero_loads(run.ctl)
+            n = len(run.lines)
+            run.wait_for("ui3 ok", timeout=25, start=n)
+            run.wait_for("basic-pv ok", timeout=25, start=n)
+            mark = rec.mark()
+            rec.publish(BASE + "/cmd/latch", '{"id": "end"}')
+            rec.wait(lambda m: m.topic == BASE + "/basic-pv/energy", start=mark, timeout=10)
+            truth = run.ctl.truth()["truth"]
+            last = {}
+            for t, mod, imp, exp in energies(rec):
+                last[mod] = [[imp[c], exp[c]] for c in range(len(imp))]   # kWh
+            assert run.stop() == 0
+        rec.close()
+        out = run.output()
+        assert out.count("link: connected") >= 4, out
+        assert_never_decreasing(rec)
+        ledger_like = {"meters": {m: {"name": m, "ch": [[v[0] * 1e9, v[1] * 1e9] for v in ch]}
+                                  for m, ch in last.items()}}         # kWh -> µWh
+        report, bad = check_totals(ledger_like, {k: v for k, v in truth.items()
+                                                 if k in ("ui3", "basic-pv")})
+        print("\n".join(report))
+        assert not bad, "\n".join(bad + ["", out[-3000:]])
+    finally:
+        broker.stop()
+
+
+def test_outage_bound_backoff_then_reset(tmp_path):
+    broker = Broker()
+    broker.stop()                                   # nobody listens on that port
+    cfg = net_config(broker, link={"backoff_min_s": 1, "backoff_max_s": 4, "max_attempts": 5,
+                                   "action": "reset"})
+    with NodeRun(tmp_path, scenario("energy_bench.json"), cfg) as run:
+        run.wait_for("outage bound reached", timeout=60)
+        run.proc.wait(15)
+        out = run.output()
+        nb = open(os.path.join(run.node.board, "next_boot")).read().strip()
+    assert nb == "reset", nb
+    delays = [int(d) for d in re.findall(r"connect attempt \d+ in (\d+) ms", out)]
+    assert len(delays) >= 4, out
+    for n, d in enumerate(delays[:4], start=1):     # min * 2**(n-1), capped, x 0.5..1.5
+        base = min(4000, 1000 << (n - 1))
+        assert base // 2 <= d <= base * 3 // 2, (n, d, delays)
+    assert "5 failed connect attempts" in out and "resetting" in out
+    assert re.search(r"ledger saved|energy ledger", out)
