@@ -110,6 +110,8 @@ class Commands:
         """Parse and run one command (payload: bytes); always answers on the result topic."""
         rid = None
         try:
+            if len(payload) > MAX_PAYLOAD:
+                raise CommandError("payload of %d bytes, at most %d" % (len(payload), MAX_PAYLOAD))
             text = bytes(payload).decode()
             rid = _request_id(text)
             args = parse(name, text)
@@ -117,9 +119,12 @@ class Commands:
                 raise CommandError("%s: remote configuration is off (mqtt.allow_remote_config)"
                                    % name)
             asyncio.create_task(self._run(rid, name, args))
-        except (CommandError, UnicodeError) as e:
-            self._answer(rid, name, False, error=str(e) if isinstance(e, CommandError)
-                         else "payload is not UTF-8 text")
+        except CommandError as e:
+            self._answer(rid, name, False, error=str(e))
+        except UnicodeError:
+            self._answer(rid, name, False, error="payload is not UTF-8 text")
+        except Exception as e:  # noqa: BLE001 - e.g. JSON nested too deep: still an answer
+            self._answer(rid, name, False, error="payload not usable: %r" % (e,))
 
     def _answer(self, rid, name, ok, **extra):
         doc = {"id": rid, "cmd": name[:32], "ok": ok}
@@ -206,7 +211,7 @@ def _request_id(text):
     """The request's id, if the payload is a JSON object with a short string or number id."""
     try:
         doc = json.loads(text)
-    except ValueError:
+    except (ValueError, RuntimeError):
         return None
     rid = doc.get("id") if isinstance(doc, dict) else None
     if isinstance(rid, bool) or not isinstance(rid, (str, int)):

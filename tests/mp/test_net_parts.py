@@ -1,0 +1,172 @@
+# The pure parts of the connectivity layer on the unix port: outbox, discovery, commands, kWh.
+import asyncio
+import json
+
+from mptest import eq, raises, run
+
+from rbnode import discovery
+from rbnode.commands import CommandError, parse
+from rbnode.integrate import kwh, parse_kwh_uwh
+from rbnode.outbox import Outbox
+
+
+def test_outbox_values_coalesce_records_drop_oldest_results_kept():
+    box = Outbox(3)
+    box.latest("a/energy", "1", True, 1)
+    box.latest("a/state", "s1")
+    box.latest("a/energy", "2", True, 1)          # replaces, keeps its place
+    eq(len(box), 2)
+    for i in range(5):
+        box.put("ev", str(i))
+    eq(box.dropped, 2)
+    box.put("res", "r", keep=True)                 # full: the oldest event goes, not results
+    box.put("res", "r2", keep=True)
+    eq(box.dropped, 4)
+    out = []
+    while len(box):
+        out.append(box.pop()[:2])
+    eq(out, [("a/energy", "2"), ("a/state", "s1"), ("ev", "4"), ("res", "r"), ("res", "r2")])
+    box.latest("x", "1")
+    box.latest("y", "1")
+    box.latest("x", "2", last=True)                # moved behind y
+    eq([box.pop()[0], box.pop()[0]], ["y", "x"])
+    eq(box.pop(), None)
+
+
+def test_outbox_get_waits_and_room_waits():
+    box = Outbox(2)
+    got = []
+
+    async def consumer():
+        got.append(await box.get())
+
+    async def main():
+        t = asyncio.create_task(consumer())
+        await asyncio.sleep_ms(10)
+        eq(got, [])
+        box.put("t", "p")
+        await asyncio.sleep_ms(10)
+        box.put("t", "1", keep=True)
+        box.put("t", "2", keep=True)
+        w = asyncio.create_task(box.room())
+        await asyncio.sleep_ms(50)
+        eq(w.done(), False)
+        box.pop()
+        await asyncio.sleep_ms(50)
+        eq(w.done(), True)
+        await t
+    asyncio.run(main())
+    eq(got, [("t", "p", False, 0)])
+
+
+def _module(name_len, variant="UI3", export=True):
+    n = int(variant[-1])
+    return {"name": "m" * name_len, "uid": "e1000000000000000000beef", "variant": variant,
+            "fw": "1.3", "channels": n, "channel_names": ["c" * name_len] * n,
+            "voltage": variant.startswith("U"), "export": export}
+
+
+def test_discovery_parts_fit_1_kib_at_the_longest_names():
+    for nid, name_len in (("rbnode-00beef", 5), ("n" * 32, 24)):
+        for variant in ("UI1", "UI2", "UI3", "I1", "I3"):
+            mod = _module(name_len, variant)
+            devs = discovery.devices("b" * (64 if name_len > 5 else 6), nid,
+                                     {"name": "x" * 64, "sw": "0.1.0", "model": "m"}, [mod])
+            for oid, parts, most in devs:
+                seen = []
+                for p in parts:
+                    if len(p) > discovery.LIMIT:
+                        raise AssertionError("%s: %d bytes" % (oid, len(p)))
+                    doc = json.loads(p)
+                    seen += list(doc["cmps"])
+                    eq(doc["dev"]["ids"], [oid])
+                    eq(doc["o"]["name"], "rbnode")
+                eq(len(seen), len(set(seen)))
+                eq(len(seen), most)               # every component exactly once
+                if len(parts) > most:
+                    raise AssertionError("more parts than components")
+            comps = [c for oid, parts, most in devs[1:] for p in parts
+                     for c in json.loads(p)["cmps"]]
+            n = int(variant[-1])
+            if variant.startswith("U"):
+                eq(len(comps), 2 + 7 * n)
+            else:
+                eq(sorted(comps), sorted(["f"] + ["i%d" % c for c in range(n)]))
+
+
+def test_discovery_names_and_ids():
+    meas, energy = discovery.module_components("node1", {
+        "name": "sub-panel", "uid": "ab12", "channels": 2, "channel_names": ["oven", ""],
+        "voltage": True, "export": False})
+    c = dict(meas)
+    eq(c["p0"]["name"], "oven power")
+    eq(c["p1"]["name"], "ch2 power")
+    eq(c["p0"]["uniq_id"], "node1_ab12_p0")
+    eq(c["p0"]["def_ent_id"], "sensor.node1_sub_panel_oven_power")
+    eq([k for k, v in energy], ["ei0", "ei1"])     # no export entity without bidirectional
+    eq(dict(energy)["ei1"]["val_tpl"], "{{value_json.imp[1]}}")
+    eq(discovery.topic("homeassistant", "node1_ab12", 0), "homeassistant/device/node1_ab12/config")
+    eq(discovery.topic("homeassistant", "node1_ab12", 2), "homeassistant/device/node1_ab12_3/config")
+
+
+def test_kwh_text_is_exact():
+    eq(kwh(0), "0.000000")
+    eq(kwh(1234567891234567), "1234567.891234")        # 1.2 GWh: every mWh digit kept
+    eq(parse_kwh_uwh("1234567.891234"), 1234567891234000)
+    eq(parse_kwh_uwh(12), 12 * 10**9)
+    eq(parse_kwh_uwh("0.5"), 500000000)
+    for bad in ("-1", "1e3", "", "abc", "1.2.3", True, None, [1]):
+        eq(parse_kwh_uwh(bad), None)
+
+
+def test_command_parse_errors_name_the_problem():
+    eq(parse("latch", ""), {})
+    eq(parse("set_total", '{"id": 1, "module": "m", "channel": 1, "import_kwh": "2.5"}'),
+       {"module": "m", "channel": 1, "import_kwh": 2500000000})
+    for name, payload, text in (
+            ("nope", "{}", "unknown command"),
+            ("latch", "{x", "not JSON"),
+            ("latch", "[1]", "JSON object"),
+            ("latch", '{"a": 1}', "unknown key 'a'"),
+            ("set_total", '{"module": "m"}', "'channel' missing"),
+            ("set_total", '{"module": "m", "channel": 3}', "channel = 3"),
+            ("set_total", '{"module": "m", "channel": true}', "channel = true"),
+            ("set_total", '{"module": "m", "channel": 0, "import_kwh": -1}', "import_kwh = -1"),
+            ("set_ct", '{"module": "m", "channel": 0, "amps": 7}', "amps = 7"),
+            ("stay_awake", '{"on": 1}', "on = 1"),
+            ("latch", "{" * 600, "payload of 600 bytes")):
+        try:
+            parse(name, payload)
+        except CommandError as e:
+            if text not in str(e):
+                raise AssertionError("%r not in %r" % (text, str(e)))
+        else:
+            raise AssertionError("%s %s accepted" % (name, payload))
+    raises(CommandError, parse, "set_sensor_class", '{"module": "m", "class": "x"}')
+
+
+class _Net:
+    cfg = {"mqtt": {"allow_remote_config": False}}
+
+    def __init__(self):
+        self.results = []
+
+    def result(self, doc):
+        self.results.append(doc)
+
+
+def test_every_bad_command_gets_an_answer():
+    from rbnode.commands import Commands
+    net = _Net()
+    cmds = Commands(None, net)
+    for name, payload in (("latch", b"[" * 200 + b"]" * 200), ("latch", b"\xff"),
+                          ("set_ct", b'{"id": "a", "module": "m", "channel": 0, "amps": 5}'),
+                          ("latch", b"x" * 513)):
+        cmds.handle(name, payload)
+    eq([r["ok"] for r in net.results], [False] * 4)
+    eq(net.results[2]["id"], "a")
+    if "remote configuration is off" not in net.results[2]["error"]:
+        raise AssertionError(net.results[2])
+
+
+run(globals())
