@@ -99,9 +99,9 @@ class Publisher:
         m = cfg["mqtt"]
         self.m = m
         self.base = "%s/%s" % (m["base_topic"], node.node_id)
-        cid = m["client_id"] or "%s-%s" % (node.node_id, node.board.unique_id()[-6:])
-        if node.node_id.endswith(node.board.unique_id()[-6:]) and not m["client_id"]:
-            cid = node.node_id
+        chip = node.board.unique_id()[-6:]       # unique per board, once in the client id
+        cid = m["client_id"] or (node.node_id if node.node_id.endswith(chip)
+                                 else "%s-%s" % (node.node_id, chip))
         self.outbox = Outbox(32)
         self.link = Link(cfg, cid, self.base + "/status", self.outbox, self._on_up,
                          self._on_message, self._on_bound)
