@@ -76,7 +76,6 @@ class Link:
         self.bound_hit = False
         self.alive = ticks_ms()         # heartbeat of the supervisor, for the watchdog
         self.published = 0
-        self.delays = []                # the last backoff delays (ms), for the log and tests
         self._mqtt_cfg = mqtt_config(cfg, client_id, status_topic)
         self.client = None
         self._ready = asyncio.Event()   # set once the birth is out, cleared on an outage
@@ -109,9 +108,6 @@ class Link:
     async def _before_attempt(self):
         if not self.online and self.connects + self.attempts:
             d = backoff_ms(self.attempts, self.cfg["backoff_min_s"], self.cfg["backoff_max_s"])
-            self.delays.append(d)
-            if len(self.delays) > 16:
-                self.delays.pop(0)
             log.info("link", "connect attempt %d in %d ms", self.attempts + 1, d)
             await asyncio.sleep_ms(d)
 
@@ -183,7 +179,6 @@ class Link:
             topic, payload, retain, qos = await box.get()
             await c.publish(topic, payload, retain, qos)   # waits (and retries) while offline
             self.published += 1
-            box.sent += 1
 
     async def _supervise(self):
         """The outage bound, checked every second."""

@@ -22,7 +22,6 @@ class Outbox:
         self.order = []        # their topics, in the order they were first queued
         self.records = []      # [(topic, payload, retain, qos)]
         self.dropped = 0
-        self.sent = 0
         self._ev = asyncio.Event()
 
     def latest(self, topic, payload, retain=True, qos=0, last=False):

@@ -20,7 +20,7 @@ import gc
 import json
 import random
 import sys
-from time import ticks_diff, ticks_ms
+from time import ticks_add, ticks_diff, ticks_ms
 
 from . import __version__ as VERSION
 from . import log
@@ -204,11 +204,14 @@ class Publisher:
             self.sent_parts[oid] = len(parts)
 
     def publish_values(self, last=False):
+        self.publish_states(last)
+        self.publish_energy(last)
+        self.publish_health(last)
+
+    def publish_states(self, last=False):
         for m in self.node.meters:
             if m.state == "ok":
                 self.publish_state(m, last)
-        self.publish_energy(last)
-        self.publish_health(last)
 
     def publish_state(self, m, last=False):
         try:
@@ -275,7 +278,7 @@ class Publisher:
         elif topic == self.m["discovery_prefix"] + "/status":
             if msg == b"online" and not retained:
                 lo, hi = HA_DELAY_MS
-                self.ha_due = ticks_ms() + lo + random.getrandbits(12) % (hi - lo)
+                self.ha_due = ticks_add(ticks_ms(), lo + random.getrandbits(12) % (hi - lo))
                 log.info("mqtt", "Home Assistant is online: discovery again shortly")
         elif topic.endswith("/energy") and not self.reconciled:
             self.retained[topic[len(self.base) + 1:-len("/energy")]] = bytes(msg)
@@ -298,9 +301,7 @@ class Publisher:
                 self.announce()
             if ticks_diff(now, t_state) >= m["state_s"] * 1000:
                 t_state = now
-                for mt in self.node.meters:
-                    if mt.state == "ok":
-                        self.publish_state(mt)
+                self.publish_states()
             elif m["delta_w"]:
                 lim = m["delta_w"] * 1000
                 for mt in self.node.meters:
