@@ -66,6 +66,7 @@ class Hub:
     def health(self):
         h = {"meters": {m.name: {"state": m.state, "problem": m.problem, "samples": m.samples,
                                  "read_errors": m.read_errors, "gap_ms": m.gap_ms,
+                                 "count_mismatch": m.count_mismatch,
                                  "retries": m.dev.retry_count_total if m.dev else 0}
                         for m in self.meters},
              "periods_dropped": self.periods.dropped, "events_dropped": self.events.dropped,

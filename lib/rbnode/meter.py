@@ -218,6 +218,13 @@ class Meter:
             elif mw < 0 and self.export:
                 acc.add(2 * ch + 1, -mw, dt)
 
+    def settle(self):
+        """Integrate up to the end of the last window read, not beyond: the window in
+        progress is booked with its own power once it is read (extrapolating the held power
+        into it misbooks a load change by up to a window)."""
+        if self.have_t:
+            self.advance(ticks_add(self.t_read, 200 - self.lag))
+
     # ---- period bookkeeping -------------------------------------------------------------------
     def latched_uwh(self, snap, count_only=False):
         """Import µWh per channel of a good period: average x the time of its RT windows.
@@ -277,6 +284,9 @@ class Meter:
             return shadow          # the boot is not where we saw the module go quiet
         own = self.latched_uwh(snap, count_only=True)
         held_ms = max(0, ticks_diff(b1, boot))
+        log.debug("meter", "%s rebooted: quiet from %d to %d ms, boot at %d ms (%d windows "
+                  "before %d), shadow %s, since %s, own %s", self.name, b0, b1, boot, n,
+                  self.c_last, shadow, [self.since.peek_uwh(c) for c in range(3)], own)
         for ch in range(self.channels):
             after = self.since.peek_uwh(ch) + max(0, self.held[ch]) * held_ms // 3600
             shadow[ch] = max(0, shadow[ch] - after) + own[ch]

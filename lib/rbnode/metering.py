@@ -118,10 +118,9 @@ class Metering:
 
     def provisional(self):
         """{key: [µWh per channel]} booked nowhere yet (open periods), for a ledger save."""
-        t = ticks_ms()
         out = {}
         for m in self.members():
-            m.advance(t)
+            m.settle()
             for ch in range(m.channels):
                 if m.export:
                     self.ledger.add(m.key, ch, 0, m.take_export(ch))

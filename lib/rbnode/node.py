@@ -80,6 +80,8 @@ class Node:
             if a not in known:
                 log.warning("node", "unexpected device at 0x%02x on the bus (not in config.json)", a)
         self.sampler = Sampler(self.meters, self.board, self.cfg["drdy_pin"])
+        self.hub.counters["drdy"] = lambda: {"edges": self.sampler.edges,
+                                             "late_max_ms": self.sampler.late_max}
         gc.collect()
         log.info("node", "heap after boot: %d bytes used, %d free", gc.mem_alloc(), gc.mem_free())
         log.info("node", "%s: %d of %d module(s) measuring, RT by %s", self.node_id,
@@ -196,8 +198,9 @@ class Node:
     def save(self):
         """Write the ledger now (also before any planned reset or sleep)."""
         seq = self.ledger.save(self.metering.provisional(), self.board.epoch())
-        log.debug("node", "ledger saved (#%d), heap peak %d bytes, live %d bytes", seq,
-                  self.heap_peak, self.heap_live)
+        log.debug("node", "ledger saved (#%d), heap peak %d bytes, live %d bytes, DRDY read "
+                  "late by up to %d ms", seq, self.heap_peak, self.heap_live,
+                  self.sampler.late_max if self.sampler else 0)
         return seq
 
     async def _supervise(self):

@@ -6,6 +6,11 @@
   - no pin: every module is polled at the RT rate (200 ms).
 A module whose read failed is tried once more RETRY_MS later, inside the same 200 ms window.
 The per-sample path (read, integrate, step detection) allocates nothing.
+
+A DRDY edge marks the end of the module's window (§6: commit, then the pulse), so its time is
+taken in the IRQ handler and the window is booked from there: however late the task gets to
+the read (the event loop busy with a TLS handshake, a flash write, a reconnect), the power
+is integrated over the window it belongs to. Polled modules are booked from the read time.
 """
 import asyncio
 from time import ticks_add, ticks_diff, ticks_ms
@@ -21,6 +26,8 @@ class Sampler:
         self.flag = asyncio.ThreadSafeFlag()
         self.ready = bytearray(len(meters))     # set by the IRQ handlers
         self.edges = 0
+        self.t_edge = [0] * len(meters)          # ticks_ms of each module's last edge (IRQ)
+        self.late_max = 0                        # ms from an edge to its read, worst so far
         self.loops = 0                           # sampling rounds (watchdog liveness)
         self.pins = []
         self.polling = True
@@ -36,17 +43,23 @@ class Sampler:
         self.unwired = bytearray(1 if shared_pin is None and m.spec["drdy_pin"] is None else 0
                                  for m in meters)
         self.shared = shared_pin is not None
-        for m in meters:   # how long after a window's start its RT block is read
-            m.lag = 200 + (POLL_MS // 2 if self.polling else WIRED_OR_MS if self.shared else 1)
+        # sample times: the edge (the window's end) for wired modules, the read otherwise
+        self.timed = bytearray(0 if self.polling or u else 1 for u in self.unwired)
+        for m, timed in zip(meters, self.timed):   # from a window's start to that time
+            m.lag = 200 if timed else 200 + POLL_MS // 2
 
     def _irq_all(self, pin):
+        t = ticks_ms()
         r = self.ready
+        e = self.t_edge
         for i in range(len(r)):
             r[i] = 1
+            e[i] = t
         self.flag.set()
 
     def _irq_one(self, i):
         def handler(pin):
+            self.t_edge[i] = ticks_ms()
             self.ready[i] = 1
             self.flag.set()
         return handler
@@ -64,7 +77,15 @@ class Sampler:
                 if m.dev is None:
                     continue
                 if m.read():
-                    m.sample(ticks_ms())
+                    if not self.timed[i]:
+                        m.sample(ticks_ms())
+                        continue
+                    t = self.t_edge[i]       # after the read: an edge during it is newer
+                    late = ticks_diff(ticks_ms(), t)
+                    if late > self.late_max:
+                        self.late_max = late
+                    if not m.have_t or t != m.t_read:   # not the window read last time
+                        m.sample(t)
                 else:
                     r[i] = 1
                     failed += 1

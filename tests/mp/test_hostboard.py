@@ -135,6 +135,39 @@ def test_hard_irq_handler_may_not_allocate():
     pin.irq(None)
 
 
+def test_hard_irq_preempts_a_blocking_call_soft_irq_waits():
+    """A hard handler runs at the edge even while the program is blocked in C (here a
+    poll() on a UDP socket nobody sends to), as an ISR does; a soft one runs after."""
+    import select
+    import socket
+    t_hard, n_hard = [0], [0]
+
+    def stamp(p):
+        t_hard[0] = time.ticks_ms()
+        n_hard[0] += 1
+
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(socket.getaddrinfo("127.0.0.1", 0)[0][-1])
+    poller = select.poll()
+    poller.register(s, select.POLLIN)
+    pin = machine.Pin(4, machine.Pin.IN)
+    for hard in (True, False):
+        n_hard[0] = 0
+        pin.irq(stamp, machine.Pin.IRQ_FALLING, hard=hard)
+        t0 = time.ticks_ms()
+        poller.poll(700)                      # blocks in C for 700 ms
+        t1 = time.ticks_ms()
+        ran = n_hard[0]
+        during = time.ticks_diff(t_hard[0], t0) < time.ticks_diff(t1, t0) - 5
+        pin.irq(None)
+        time.sleep_ms(50)
+        if hard and not (ran >= 5 and during):
+            raise AssertionError("hard IRQ during a blocking call: %d runs" % ran)
+        if not hard and ran:
+            raise AssertionError("a soft IRQ ran inside a blocking C call")
+    s.close()
+
+
 def test_alarm_holds_drdy_low():
     _bench.ctl("module_fault", module="mains", action="unplug")
     _bench.ctl("module_fault", module="sub-panel", action="unplug")

@@ -104,6 +104,29 @@ def test_sampling_path_allocates_nothing():
     eq(m.acc.peek_uwh(3), 300000 * 200 * 50 // 3600)       # ch1 export
 
 
+def test_settle_books_no_power_into_the_window_not_read_yet():
+    """A ledger save in the middle of a window integrates up to the end of the last window
+    read: the next window is booked with its own power (here 3 kW), not the held 1 kW."""
+    m = _meter()
+    import time
+    for ch, w in ((0, 1000), (1, 0), (2, 0)):
+        _bench.ctl("set_load", module="ui3", ch=ch, load=w)
+    time.sleep_ms(450)
+    m.lag = 200                              # sample times are DRDY edges (window ends)
+    for t in (1000, 1200):
+        m.read()
+        m.sample(t)
+    m.settle()                               # a save at 1250: integrate to 1200, not 1250
+    eq(m.t_rt, 1200)
+    eq(m.acc.peek_uwh(0), 1000000 * 400 // 3600)
+    _bench.ctl("set_load", module="ui3", ch=0, load=3000)
+    time.sleep_ms(450)
+    for t in (1400, 1600):                   # the window [1200, 1400] is the 3 kW one
+        m.read()
+        m.sample(t)
+    eq(m.acc.peek_uwh(0), (1000000 * 400 + 3000000 * 200) // 3600)
+
+
 def test_ledger_two_slots_survive_a_torn_write():
     for f in ("t.0", "t.1"):
         try:

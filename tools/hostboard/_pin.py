@@ -1,12 +1,34 @@
 # machine.Pin for the unix port: DRDY lines come from the bench as falling edges.
-# A reader thread receives the edges and hands them to the VM with micropython.schedule(),
-# so the handler runs between bytecodes like a soft IRQ. For hard=True the handler runs
-# under heap_lock(), so an ISR that allocates fails here as it would on the chip.
+# A reader thread receives the edges. A soft IRQ (hard=False) is handed to the VM with
+# micropython.schedule() and runs between bytecodes, as on a chip. A hard IRQ runs at once
+# on the reader thread (this port has no GIL): like an ISR it preempts the main program,
+# even inside a blocking call, so a timestamp it takes is the edge's time. It runs under
+# heap_lock() (per thread), so an ISR that allocates fails here as it would on the chip,
+# and machine.disable_irq() holds it off.
+import sys
 import _thread
 
 import micropython
 
 import _bench
+
+_mask = _thread.allocate_lock()   # held while IRQs are disabled or a hard handler runs
+_masked = [False]
+
+
+def disable_irq():
+    """Hold hard handlers off until enable_irq(); returns the state to pass to it."""
+    if _masked[0]:
+        return 0
+    _mask.acquire()
+    _masked[0] = True
+    return 1
+
+
+def enable_irq(state=1):
+    if state and _masked[0]:
+        _masked[0] = False
+        _mask.release()
 
 
 class Pin:
@@ -70,20 +92,30 @@ class Pin:
             self.edges += 1
             if self._handler is None:
                 continue
+            if self._hard:
+                self._isr()
+                continue
             try:
                 micropython.schedule(self._cb, self)
             except RuntimeError:
                 self.missed += 1
 
-    def _dispatch(self, pin):
+    def _isr(self):
         h = self._handler
-        if h is None:
-            return
-        if self._hard:
+        err = None
+        with _mask:
             micropython.heap_lock()
             try:
-                h(pin)
+                h(self)
+            except Exception as e:   # noqa: BLE001  (as a port reports an ISR's exception)
+                err = e
             finally:
                 micropython.heap_unlock()
-        else:
+        if err is not None:
+            print("Uncaught exception in IRQ callback handler")
+            sys.print_exception(err)
+
+    def _dispatch(self, pin):
+        h = self._handler
+        if h is not None:
             h(pin)

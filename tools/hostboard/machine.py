@@ -8,7 +8,7 @@ from _board import (DEEPSLEEP_RESET, HARD_RESET, PWRON_RESET, RTC, SOFT_RESET, W
                     unique_id)
 from _bench import attach as attach_bench  # noqa: F401  (host only: in-process bench)
 from _i2c import I2C, SoftI2C  # noqa: F401
-from _pin import Pin  # noqa: F401
+from _pin import Pin, disable_irq, enable_irq  # noqa: F401
 
 _freq = 160000000
 
@@ -19,10 +19,3 @@ def freq(hz=None):
         return _freq
     _freq = hz
 
-
-def disable_irq():
-    return 0
-
-
-def enable_irq(state=0):
-    pass
