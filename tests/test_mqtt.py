@@ -9,6 +9,7 @@ import json
 import os
 import random
 import re
+import shutil
 import time
 
 from ha_rules import check_device_message, energy_dashboard_ok, expand
@@ -16,7 +17,7 @@ from mqttharness import Recorder
 from nodeharness import NodeRun, base_config, read_ledger, scenario, totals_by_name
 from test_node_energy import zero_loads
 
-from tools.broker import Broker
+from tools.broker import Broker, make_test_ca
 
 MODULES = [
     {"address": "0x50", "name": "ui3", "channels": ["house", "solar", ""]},
@@ -295,3 +296,39 @@ def test_outage_bound_backoff_then_reset(tmp_path):
         assert base // 2 <= d <= base * 3 // 2, (n, d, delays)
     assert "5 failed connect attempts" in out and "resetting" in out
     assert re.search(r"ledger saved|energy ledger", out)
+
+
+def test_tls_with_the_ca_file_and_a_wrong_ca_refused(tmp_path):
+    """TLS to the broker, authenticated by mqtt.ca_file as CAs hand it out (PEM): the node
+    connects and publishes. With another CA's certificate it refuses the broker, says why
+    and keeps retrying with backoff (no crash, nothing published)."""
+    certs = make_test_ca(str(tmp_path))
+    os.mkdir(str(tmp_path / "other"))
+    other = make_test_ca(str(tmp_path / "other"))
+    broker = Broker(tls=certs)
+    try:
+        rec = Recorder(broker)
+        rec.connect()
+        for name, ca in (("good", certs["ca"]), ("wrong", other["ca"])):
+            d = tmp_path / name
+            d.mkdir()
+            cfg = net_config(broker, link={"backoff_min_s": 1, "backoff_max_s": 2})
+            cfg["mqtt"].update(port=broker.tls_port, tls=True, ca_file="ca.pem")
+            run = NodeRun(d, scenario("energy_bench.json"), cfg)
+            shutil.copy(ca, os.path.join(run.fs, "ca.pem"))
+            mark = rec.mark()
+            with run:
+                if name == "good":
+                    run.wait_for("link: connected", timeout=40)
+                    rec.wait(lambda m: m.topic == BASE + "/status" and m.text == "online",
+                             start=mark, timeout=10)
+                    rec.wait(lambda m: m.topic == BASE + "/ui3/state", start=mark, timeout=15)
+                else:
+                    run.wait_for("connect attempt 3 failed", timeout=40)
+                    out = run.output()
+                    assert "broker TLS:" in out and "mqtt.ca_file" in out, out
+                    assert "link: connected" not in out and "Traceback" not in out, out
+                    assert not rec.since(mark, "/status"), "published without a valid CA"
+                assert run.stop() == 0
+    finally:
+        broker.stop()

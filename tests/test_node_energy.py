@@ -15,16 +15,22 @@ MODULES = [
     {"address": "0x52", "name": "standard", "bidirectional": True},
     {"address": "0x53", "name": "currents"},
 ]
-# (seconds from start, module, channel, watts): imports, exports, sign changes, steps
+# (seconds from start, module, channel, watts): imports, exports, sign changes, steps.
+# A sign change goes through 0 W for a second: a module reports the net power of each 200 ms
+# window, so import and export inside one window net out (a limit of any window meter, not
+# of the node; tests/test_bench_period.py shows it against the truth).
 SCHEDULE = [
     (0, "ui3", 0, 1500), (0, "ui3", 1, 300), (0, "ui3", 2, 60),
     (0, "basic-pv", 0, 400), (0, "standard", 0, 800), (0, "standard", 1, -1200),
     (0, "currents", 0, 1000),
-    (9, "basic-pv", 0, -2200), (13, "ui3", 0, 3200), (17, "standard", 1, 350),
+    (8, "basic-pv", 0, 0), (9, "basic-pv", 0, -2200), (13, "ui3", 0, 3200),
+    (16, "standard", 1, 0), (17, "standard", 1, 350),
     (24, "ui3", 1, 2100), (28, "basic-pv", 0, -900), (33, "standard", 0, 2500),
-    (38, "ui3", 2, 0), (41, "basic-pv", 0, 650), (47, "standard", 1, -2600),
-    (52, "ui3", 0, 700), (58, "basic-pv", 0, -1800), (63, "standard", 0, 150),
-    (69, "ui3", 1, 90), (74, "standard", 1, 500), (80, "basic-pv", 0, 1200),
+    (38, "ui3", 2, 0), (40, "basic-pv", 0, 0), (41, "basic-pv", 0, 650),
+    (46, "standard", 1, 0), (47, "standard", 1, -2600),
+    (52, "ui3", 0, 700), (57, "basic-pv", 0, 0), (58, "basic-pv", 0, -1800),
+    (63, "standard", 0, 150), (69, "ui3", 1, 90), (73, "standard", 1, 0),
+    (74, "standard", 1, 500), (79, "basic-pv", 0, 0), (80, "basic-pv", 0, 1200),
 ]
 RUN_S = 86
 FAULTS = [(25, "ui3", "reboot"), (44, "standard", "empty_latch")]
@@ -49,7 +55,18 @@ def zero_loads(ctl):
             ctl.set_load(module=m["name"], ch=ch, load=0)
 
 
-def check_totals(ledger, truth, rel=5e-4, floor_wh=0.002):
+def power_at(schedule, module, ch, t):
+    """W of a channel at second t of the schedule."""
+    w = 0
+    for ts, m, c, p in sorted(schedule, key=lambda e: e[0]):
+        if m == module and c == ch and ts <= t:
+            w = p
+    return w
+
+
+def check_totals(ledger, truth, rel=5e-4, floor_wh=0.002, slack=None):
+    """Every channel within rel (or floor_wh) of the truth, plus slack[(module, ch)] Wh."""
+    slack = slack or {}
     got = totals_by_name(ledger)
     report, bad = [], []
     for name, chans in truth.items():
@@ -61,7 +78,7 @@ def check_totals(ledger, truth, rel=5e-4, floor_wh=0.002):
                 err = abs(g - t)
                 report.append("%s ch%d %s: node %.4f truth %.4f Wh (%+.3f %%)" % (
                     name, ch, what, g, t, 100 * (g - t) / t if t else 0))
-                if err > max(rel * t, floor_wh):
+                if err > max(rel * t, floor_wh) + slack.get((name, ch), 0):
                     bad.append(report[-1])
     return report, bad
 
@@ -85,7 +102,14 @@ def test_energy_within_0_05_percent_with_faults(tmp_path):
     out = run.output()
     assert "ui3: module rebooted" in out, out
     assert "standard: empty latch" in out, out
-    report, bad = check_totals(read_ledger(run.fs), truth)
+    # The period of the reboot may be off by up to one RT window of the power then: on a
+    # wired-OR line the node cannot tell which module an edge came from, so it knows the
+    # rebooted module's new window phase only to within a window (one DRDY pin per module,
+    # or the SEQ of the digest, would pin it down). Everything else: 0.05 %.
+    t_reboot = [t for t, m, a in FAULTS if a == "reboot"][0]
+    slack = {("ui3", ch): abs(power_at(SCHEDULE, "ui3", ch, t_reboot)) * 0.2 / 3600
+             for ch in range(3)}
+    report, bad = check_totals(read_ledger(run.fs), truth, slack=slack)
     print("\n".join(report))
     assert not bad, "\n".join(bad + ["", out[-3000:]])
     assert nacks > 500   # the 20 % NACKs really happened

@@ -114,7 +114,11 @@ def _network(node, cfg):
     except ImportError as e:
         log.error("node", "MQTT unavailable (%s): install mqtt_as (see README); measuring only", e)
         return None
-    net = Publisher(node, cfg)
+    try:
+        net = Publisher(node, cfg)
+    except ValueError as e:            # the CA file: missing, unreadable, not a certificate
+        log.error("node", "%s: no MQTT until config.json or the file is fixed; measuring only", e)
+        return None
 
     async def bound(why):
         action = cfg["link"]["action"]

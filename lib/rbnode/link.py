@@ -50,13 +50,34 @@ def mqtt_config(cfg, client_id, status_topic):
         params = {"server_hostname": m["host"]}
         if m["ca_file"]:
             import ssl
-            with open(m["ca_file"], "rb") as f:
-                params["cadata"] = f.read()
+            try:
+                with open(m["ca_file"], "rb") as f:
+                    params["cadata"] = ca_der(f.read())
+            except OSError as e:
+                raise ValueError("mqtt.ca_file = %r cannot be read (%s)" % (m["ca_file"], e))
             params["cert_reqs"] = ssl.CERT_REQUIRED
         else:
             log.warning("link", "mqtt.tls without mqtt.ca_file: the broker is not authenticated")
         c["ssl_params"] = params
     return c
+
+
+def ca_der(data):
+    """The CA certificate as DER, which is what ssl.wrap_socket(cadata=) takes on every port
+    (a PEM file, as CAs hand them out, is refused as 'invalid cert'). Of a PEM bundle the
+    first certificate is used."""
+    begin = data.find(b"-----BEGIN CERTIFICATE-----")
+    if begin < 0:
+        return data                       # DER already
+    body = data[begin + 27:]
+    end = body.find(b"-----END CERTIFICATE-----")
+    if end < 0:
+        raise ValueError("mqtt.ca_file: a PEM certificate without its END line")
+    from binascii import a2b_base64
+    try:
+        return a2b_base64(b"".join(body[:end].split()))
+    except ValueError:
+        raise ValueError("mqtt.ca_file: the PEM certificate is not valid base64")
 
 
 class Link:
@@ -102,6 +123,13 @@ class Link:
                 except OSError as e:
                     link._failed("broker: %s" % (e,))
                     raise
+                except ValueError as e:
+                    # ssl refused the broker's certificate ("invalid cert"): an attempt
+                    # that failed like any other (mqtt_as retries only on OSError)
+                    link._failed("broker TLS: %s (is mqtt.ca_file the CA that signed the "
+                                 "broker's certificate, and mqtt.host a name in it?)"
+                                 % " ".join(str(e).split()))
+                    raise OSError(e)
 
         return Client(self._mqtt_cfg)
 

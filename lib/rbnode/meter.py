@@ -281,6 +281,8 @@ class Meter:
         b0, b1 = self.blackout
         boot = ticks_add(self.c_last, -n * 200)
         if n <= 0 or ticks_diff(boot, b0) < -200 or ticks_diff(boot, b1) > 200:
+            log.debug("meter", "%s rebooted at %d ms (%d windows before %d), not where it went "
+                      "quiet (%d..%d ms): RT shadow only", self.name, boot, n, self.c_last, b0, b1)
             return shadow          # the boot is not where we saw the module go quiet
         own = self.latched_uwh(snap, count_only=True)
         held_ms = max(0, ticks_diff(b1, boot))

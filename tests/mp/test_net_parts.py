@@ -169,4 +169,22 @@ def test_every_bad_command_gets_an_answer():
         raise AssertionError(net.results[2])
 
 
+
+def test_ca_file_pem_becomes_der():
+    from binascii import b2a_base64
+
+    from rbnode.link import ca_der
+    der = bytes(range(256)) * 3                  # any DER body: 768 bytes, 1024 in base64
+    b64 = b2a_base64(der).strip()
+    pem = b"subject=CN = test\n-----BEGIN CERTIFICATE-----\n"
+    pem += b"\n".join(b64[i:i + 64] for i in range(0, len(b64), 64))
+    pem += b"\n-----END CERTIFICATE-----\n-----BEGIN CERTIFICATE-----\nAAAA\n"
+    eq(ca_der(pem), der)                         # the first of a bundle, header text skipped
+    eq(ca_der(der), der)                         # DER is passed through
+    e = raises(ValueError, ca_der, pem[:200])
+    eq(str(e), "mqtt.ca_file: a PEM certificate without its END line")
+    e = raises(ValueError, ca_der, b"-----BEGIN CERTIFICATE-----\nA\n-----END CERTIFICATE-----")
+    eq(str(e), "mqtt.ca_file: the PEM certificate is not valid base64")
+
+
 run(globals())

@@ -2,7 +2,7 @@
 Each handler runs with the world lock held and returns a dict (merged into {"ok": true})."""
 from . import make_module
 
-from .loads import channel_from_spec
+from .loads import Switch, channel_from_spec
 
 
 class Control:
@@ -90,7 +90,15 @@ class Control:
         if not 0 <= ch < m.n_i:
             raise ValueError("module %s has channels 0..%d, got %r" % (m.name, m.n_i - 1, ch))
         spec = {"load": load, "pf": 1.0 if pf is None else pf, "capacitive": capacitive}
-        m.channels[ch] = channel_from_spec(spec)
+        new = channel_from_spec(spec)
+        # the open window began at the last commit: it keeps the old load up to now
+        t = self.srv.clock.now_us()
+        start = m.last_commit if m.last_commit is not None else getattr(m, "boot_t", t)
+        old = m.channels[ch].profile
+        if isinstance(old, Switch) and old.at <= start:
+            old = old.after                  # an earlier change no open window needs
+        new.profile = Switch(old, new.profile, t)
+        m.channels[ch] = new
         return {}
 
     def op_set_mains(self, volts=None, hz=None):

@@ -148,6 +148,26 @@ class Sum:
         return best
 
 
+class Switch:
+    """`before` until world time `at`, then `after`: a load changed while a window was open.
+    The module integrates that window at its commit, later than the change, so the window
+    must still see the old load up to the change, as the ground truth did."""
+
+    def __init__(self, before, after, at):
+        self.before = before
+        self.after = after
+        self.at = at
+
+    def value(self, t):
+        return (self.before if t < self.at else self.after).value(t)
+
+    def next_change(self, t):
+        if t >= self.at:
+            return self.after.next_change(t)
+        c = self.before.next_change(t)
+        return self.at if c is None or c > self.at else c
+
+
 class Channel:
     """One CT input: a power profile plus a power factor (magnitude) and its sign of Q."""
 
