@@ -178,24 +178,25 @@ def test_module_reboot_mid_period_restarts_the_live_period():
     assert r.u32(0xBE) <= 6                          # only windows since the reboot
 
 
-def _window_energy_vs_truth(changes):
-    """Set the UI1's load to each (w, after_us) through the control socket, latch 1 µs after
-    a commit at both ends; returns (sum of the windows' import Wh, truth import, export)."""
+def _period_vs_truth(act):
+    """A UI1 period from 1 µs after one RT commit to 1 µs after another, act(rig, set_load)
+    in between; returns (its windows' energy: average x windows x 200 ms, truth import,
+    truth export), in Wh. Loads are set through the control socket, as tests do."""
     r = Rig([{"variant": "UI1", "channels": [{"load": 1000}]}])
     ctl = Control(SimpleNamespace(bus=r.bus, clock=r.clock))
+
+    def set_load(w):
+        assert ctl.handle({"op": "set_load", "module": r.m.name, "ch": 0, "load": w})["ok"]
+
     r.wait(r.m.next_commit - r.clock.t + 1)     # the period and the truth start together
     t0 = r.m.truth_wh(0)
     r.latch()
-    for w, wait_us in changes:
-        r.wait(wait_us)
-        assert ctl.handle({"op": "set_load", "module": r.m.name, "ch": 0, "load": w})["ok"]
-    r.wait(3 * S)
+    act(r, set_load)
     r.wait(r.m.next_commit - r.clock.t + 1)
     t1 = r.m.truth_wh(0)
     assert r.latch() == 1
-    wh = r.f32(0xDC) * r.u32(0xBE) * 0.2 / 3600        # average x RT windows x 200 ms
     assert not isinstance(r.m.channels[0].profile.before, Switch)   # no chain of old loads
-    return wh, t1[0] - t0[0], t1[1] - t0[1]
+    return r.f32(0xDC) * r.u32(0xBE) * 0.2 / 3600, t1[0] - t0[0], t1[1] - t0[1]
 
 
 def test_load_set_inside_a_window_counts_from_that_instant():
@@ -203,8 +204,14 @@ def test_load_set_inside_a_window_counts_from_that_instant():
     load up to the change, as the truth does, so the latched energy equals the truth. (The
     module integrates the open window at its commit; with the new load for the whole window
     every change was off by the step x the time since the last commit.)"""
-    wh, imp, _ = _window_energy_vs_truth([(3000, 1234567), (250, 2077000), (1800, 3051000),
-                                          (0, 919000), (1200, 2500000)])
+    def act(r, set_load):
+        for w, wait_us in ((3000, 1234567), (250, 2077000), (1800, 3051000), (0, 919000),
+                           (1200, 2500000)):
+            r.wait(wait_us)
+            set_load(w)
+        r.wait(3 * S)
+
+    wh, imp, _ = _period_vs_truth(act)
     assert wh == pytest.approx(imp, rel=1e-6)
 
 
@@ -212,16 +219,10 @@ def test_import_and_export_inside_one_window_net_out():
     """The limit of any 200 ms window meter: a window with 120 ms of 1000 W import and 80 ms
     of 1500 W export reports their net, 0 W (BASIC clamps a window at 0), so import and
     export are both 120 J below the truth. The node's tests let loads change sign via 0 W."""
-    r = Rig([{"variant": "UI1", "channels": [{"load": 1000}]}])
-    ctl = Control(SimpleNamespace(bus=r.bus, clock=r.clock))
-    r.wait(r.m.next_commit - r.clock.t + 1)
-    t0 = r.m.truth_wh(0)
-    r.latch()
-    r.wait(r.m.next_commit - r.clock.t + 120000 - 1)     # 120 ms into a window
-    ctl.handle({"op": "set_load", "module": r.m.name, "ch": 0, "load": -1500})
-    r.wait(r.m.next_commit - r.clock.t + 1)
-    t1 = r.m.truth_wh(0)
-    assert r.latch() == 1
-    wh = r.f32(0xDC) * r.u32(0xBE) * 0.2 / 3600
-    assert t1[1] - t0[1] == pytest.approx(1500 * 0.08 / 3600, rel=1e-3)   # 120 J exported
-    assert wh == pytest.approx(t1[0] - t0[0] - 1000 * 0.12 / 3600, rel=1e-4)
+    def act(r, set_load):
+        r.wait(r.m.next_commit - r.clock.t + 120000 - 1)     # 120 ms into a window
+        set_load(-1500)
+
+    wh, imp, exp = _period_vs_truth(act)
+    assert exp == pytest.approx(1500 * 0.08 / 3600, rel=1e-3)      # 120 J exported
+    assert wh == pytest.approx(imp - 1000 * 0.12 / 3600, rel=1e-4)
