@@ -56,12 +56,11 @@ class Broker:
         self.host = "127.0.0.1"
         self.port = port or free_port()
         self.dir = tempfile.mkdtemp(prefix="rbnode-mosq-")
+        self.tls_port = free_port() if tls else None
         conf = os.path.join(self.dir, "mosquitto.conf")
         with open(conf, "w") as f:
             f.write("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n" % self.port)
-            self.tls_port = None
             if tls:
-                self.tls_port = free_port()
                 f.write("listener %d 127.0.0.1\ncertfile %s\nkeyfile %s\n"
                         % (self.tls_port, tls["cert"], tls["key"]))
                 if os.geteuid() == 0:      # else mosquitto drops to a user that cannot read them

@@ -3,6 +3,7 @@ Each handler runs with the world lock held and returns a dict (merged into {"ok"
 from . import make_module
 
 from .loads import Switch, channel_from_spec
+from .measure import window_start
 
 
 class Control:
@@ -91,11 +92,10 @@ class Control:
             raise ValueError("module %s has channels 0..%d, got %r" % (m.name, m.n_i - 1, ch))
         spec = {"load": load, "pf": 1.0 if pf is None else pf, "capacitive": capacitive}
         new = channel_from_spec(spec)
-        # the open window began at the last commit: it keeps the old load up to now
+        # the open window keeps the old load up to now
         t = self.srv.clock.now_us()
-        start = m.last_commit if m.last_commit is not None else getattr(m, "boot_t", t)
         old = m.channels[ch].profile
-        if isinstance(old, Switch) and old.at <= start:
+        if isinstance(old, Switch) and old.at <= window_start(m):
             old = old.after                  # an earlier change no open window needs
         new.profile = Switch(old, new.profile, t)
         m.channels[ch] = new

@@ -64,9 +64,14 @@ def _measure(m, t0, t1):
     return u, i_l, p_l, q_l, over
 
 
+def window_start(m):
+    """World time at which the open RT window began: the last commit, or the boot."""
+    return m.last_commit if m.last_commit is not None else m.boot_t
+
+
 def commit(m, t):
     """One RT commit at world time t (§6.1): publish, accumulate, thresholds, DRDY."""
-    t0 = m.last_commit if m.last_commit is not None else m.boot_t
+    t0 = window_start(m)
     if m.stuck and m.last_window is not None:
         u, i_l, p_l, q_l, over = m.last_window
     else:
