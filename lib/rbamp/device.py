@@ -254,6 +254,15 @@ class RbAmp(Period, Commissioning, FleetConfig):
     def is_ready(self):
         return bool(self.io.read_u8(R.STATUS) & 1)
 
+    def read_seq(self):
+        """SEQ of the newest RT commit (0..255, +1 per window) from the digest header
+        (§11: STATUS mirror and SEQ, one 2-byte read frozen with the window; v1.3),
+        or -1 while STATUS.READY is clear (no commit since the module booted).
+        Allocates nothing: a master on a shared DRDY line asks each module whether the
+        edge was its own before reading 56 bytes."""
+        v = self.io.read_u16(R.DIGEST)
+        return v >> 8 if v & 1 else -1
+
     def require_ready(self):
         if not self.is_ready():
             raise RbAmpNotReadyError(11, "rbAmp 0x%02x has no measurement yet" % self.addr)

@@ -52,6 +52,12 @@ class Meter:
         self.have_t = False
         self.lag = 210                     # ms from a window's start to our read of it
         self.fails = 0                     # RT reads failed in a row
+        self.use_seq = False               # v1.3: the digest's SEQ tells which window is new
+        self.seq = -1                      # SEQ of the window read last (-1: none)
+        self.seq_new = -1                  # SEQ of the window being read
+        self.digest_off = 0                # header READY clear but STATUS.READY set, in a row
+        self.restarted = False             # SEQ or READY says the module restarted
+        self.restarts = 0
         self.rem = [0, 0, 0]               # latched import remainders, mW x µs
         self.cal_dt = 0                    # master ms and RT windows of good periods:
         self.cal_n = 0                     # the module's window length on the master clock
@@ -95,6 +101,7 @@ class Meter:
         self.channels = dev.channels
         self.has_energy = dev.has_voltage()
         self.have_t = False
+        self.use_seq, self.seq, self.restarted = v13, -1, False
         self.state, self.problem = "ok", ""
         log.info("meter", "%s: %s at 0x%02x, protocol v1.%d, %s tier, uid %s, CT %s", self.name,
                  dev.variant_name(), self.addr, dev.firmware_version - 1, self.tier_name(),
@@ -149,14 +156,62 @@ class Meter:
         self.have_t = False
 
     # ---- RT samples (hot path: no allocation) -----------------------------------------------
+    def fresh(self, slack):
+        """RT windows the module committed since the one read last: 0 none (on a shared
+        DRDY line the edge was another module's), -1 the bus failed. v1.3 firmware: from
+        the digest's SEQ (2 bytes); older firmware: always 1.
+        A SEQ that does not fit the time since the last window read (within slack ms), or
+        READY clear, means the module restarted: a fast reboot leaves no gap in its edges."""
+        if not self.use_seq:
+            return 1
+        try:
+            s = self.dev.read_seq()
+            if s < 0 and self.dev.is_ready():
+                self._digest_off()
+                return 1
+        except RbAmpError:
+            self.read_errors += 1
+            self.fails += 1
+            return -1
+        self.digest_off = 0
+        if s < 0:                      # booted, no window yet
+            self._restart()
+            self.seq = -1
+            return 0
+        if s == self.seq:
+            return 0
+        k = 1
+        if self.seq >= 0:
+            k = (s - self.seq) & 0xFF
+            el = ticks_diff(ticks_ms(), self.t_read)
+            if self.have_t and not (el - slack) // 200 <= k <= (el + slack) // 200:
+                self._restart()
+        self.seq_new = s
+        return k
+
+    def _restart(self):
+        if not self.restarted:
+            self.restarted = True
+            self.restarts += 1
+
+    def _digest_off(self):
+        """The digest header reads 'not ready' while the module measures: this firmware
+        serves no digest without DIGEST_CONFIG. Three in a row: stop asking."""
+        self.digest_off += 1
+        if self.digest_off >= 3:
+            self.use_seq = False
+            log.warning("meter", "%s: no SEQ in the digest window; every DRDY edge reads the "
+                        "RT block", self.name)
+
     def read(self):
         """Read the RT block; False (counted) when the bus or the module failed. After a
         failure the module may have restarted: its RT block counts once STATUS.READY."""
         try:
-            if self.fails and not self.dev.is_ready():
+            if self.fails and not self.use_seq and not self.dev.is_ready():
                 return False
             self.dev.read_rt()
             self.fails = 0
+            self.seq = self.seq_new
             return True
         except RbAmpError:
             self.read_errors += 1
@@ -167,10 +222,11 @@ class Meter:
         """Account the RT block read at ticks_ms t. Its power is the average of the window
         that began `lag` ms earlier, so that is the time it is booked from."""
         e = ticks_add(t, -self.lag)
-        if self.have_t and ticks_diff(t, self.t_read) > BLACKOUT_MS:
+        if self.have_t and (self.restarted or ticks_diff(t, self.t_read) > BLACKOUT_MS):
             self._blackout(e)
         else:
             self.advance(e)
+        self.restarted = False
         self.t_read = t
         self.have_t = True
         buf = self.dev.rt.buf
@@ -184,8 +240,8 @@ class Meter:
         self.samples += 1
 
     def _blackout(self, e):
-        """No RT block for a while (a module reboot looks like this): remember the span and
-        the power held through it, and restart the shadow 'since'."""
+        """No RT block for a while, or a restart seen in SEQ: remember the span and the
+        power held through it, and restart the shadow 'since'."""
         b = self.blackout
         b[0] = self.t_rt
         self.advance(e)

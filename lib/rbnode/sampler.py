@@ -1,11 +1,16 @@
 """RT sampling: DRDY falling edge -> ThreadSafeFlag -> one task reads the ready modules.
 
-  - one wired-OR pin (config `drdy_pin`): the modules' edges come 1-5 ms apart and cannot
-    be told apart, so the task waits WIRED_OR_MS after the first edge and reads them all;
+  - one wired-OR pin (config `drdy_pin`): an edge does not say whose it is. The task waits
+    WIRED_OR_MS (edges of modules in phase come 1-5 ms apart) and asks every module for its
+    SEQ (digest header, 2 bytes, v1.3): only a module with a new window is read, and it is
+    timed by its own edge: the one the previous window's edge + 200 ms x new windows
+    predicts, from a ring of recent edges. Older firmware has no SEQ: every edge reads
+    every module, timed by the newest edge;
   - a pin per module (`modules[].drdy_pin`): only the module(s) whose line fell are read;
   - no pin: every module is polled at the RT rate (200 ms).
 A module whose read failed is tried once more RETRY_MS later, inside the same 200 ms window.
-The per-sample path (read, integrate, step detection) allocates nothing.
+SEQ also shows a restart that leaves no gap in the edges (Meter.fresh). The per-sample path
+(SEQ, read, integrate, step detection) allocates nothing.
 
 A DRDY edge marks the end of the module's window (§6: commit, then the pulse), so its time is
 taken in the IRQ handler and the window is booked from there: however late the task gets to
@@ -18,6 +23,9 @@ from time import ticks_add, ticks_diff, ticks_ms
 WIRED_OR_MS = 10
 RETRY_MS = 15
 POLL_MS = 200
+RING = 16          # recent edges on the shared line (a power of two)
+EDGE_MS = 60       # an edge this close to a module's predicted one is its own
+SLACK_MS = 30      # edge timing jitter allowed when SEQ is checked against the clock
 
 
 class Sampler:
@@ -29,8 +37,11 @@ class Sampler:
         self.t_edge = [0] * len(meters)          # ticks_ms of each module's last edge (IRQ)
         self.late_max = 0                        # ms from an edge to its read, worst so far
         self.loops = 0                           # sampling rounds (watchdog liveness)
+        self.ring = [0] * RING                   # shared-line edges, newest at ri - 1
+        self.ri = 0
         self.pins = []
         self.polling = True
+        self.on_line = bytearray(len(meters))    # modules on the shared line
         if shared_pin is not None:
             self.pins.append(board.drdy_pin(shared_pin, self._irq_all))
             self.polling = False
@@ -39,6 +50,8 @@ class Sampler:
             if n is not None and n != shared_pin:
                 self.pins.append(board.drdy_pin(n, self._irq_one(i)))
                 self.polling = False
+            elif shared_pin is not None:
+                self.on_line[i] = 1
         # modules without any DRDY line are read with the others (on any edge) or polled
         self.unwired = bytearray(1 if shared_pin is None and m.spec["drdy_pin"] is None else 0
                                  for m in meters)
@@ -50,12 +63,33 @@ class Sampler:
 
     def _irq_all(self, pin):
         t = ticks_ms()
+        k = self.ri
+        self.ring[k] = t
+        self.ri = (k + 1) & (RING - 1)
         r = self.ready
         e = self.t_edge
+        on = self.on_line
         for i in range(len(r)):
-            r[i] = 1
-            e[i] = t
+            if on[i]:
+                r[i] = 1
+                e[i] = t
         self.flag.set()
+
+    def _own_edge(self, i, m, k):
+        """Shared line: the edge of module i's newest window, k windows after the one it
+        read last; the newest edge when there is no prediction (first read, restart)."""
+        t = self.t_edge[i]
+        if not m.use_seq or not m.have_t or m.restarted:
+            return t
+        want = ticks_add(m.t_read, 200 * k)
+        err = EDGE_MS
+        for e in self.ring:
+            d = abs(ticks_diff(e, want))
+            if d < err:
+                t, err = e, d
+        if err == EDGE_MS and ticks_diff(t, m.t_read) <= 0:
+            t = want                     # its edge was missed: the prediction is better
+        return t
 
     def _irq_one(self, i):
         def handler(pin):
@@ -76,15 +110,20 @@ class Sampler:
                 m = meters[i]
                 if m.dev is None:
                     continue
-                if m.read():
-                    if not self.timed[i]:
+                timed = self.timed[i]
+                k = m.fresh(SLACK_MS if timed else SLACK_MS + POLL_MS)
+                if k == 0:
+                    continue                 # no new window
+                if k > 0 and m.read():
+                    if not timed:
                         m.sample(ticks_ms())
                         continue
-                    t = self.t_edge[i]       # after the read: an edge during it is newer
+                    # after the read: an edge during it is newer
+                    t = self._own_edge(i, m, k) if self.on_line[i] else self.t_edge[i]
                     late = ticks_diff(ticks_ms(), t)
                     if late > self.late_max:
                         self.late_max = late
-                    if not m.have_t or t != m.t_read:   # not the window read last time
+                    if m.use_seq or not m.have_t or t != m.t_read:   # a new window
                         m.sample(t)
                 else:
                     r[i] = 1

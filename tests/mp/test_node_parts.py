@@ -127,6 +127,101 @@ def test_settle_books_no_power_into_the_window_not_read_yet():
     eq(m.acc.peek_uwh(0), (1000000 * 400 + 3000000 * 200) // 3600)
 
 
+def _fleet():
+    cfg = config.check({"drdy_pin": 4, "modules": [
+        {"address": 0x50 + i, "name": n} for i, n in enumerate(
+            ("ui3", "basic-pv", "standard", "currents"))]})[0]
+    ms = [Meter(spec, i2c, 3, config.defaults()["events"]) for spec in cfg["modules"]]
+    for m in ms:
+        assert m.detect()
+    return ms
+
+
+def _sample_for(sampler, ms, during=None):
+    import asyncio
+
+    async def go():
+        task = asyncio.create_task(sampler.run())
+        await asyncio.sleep_ms(ms // 2)
+        if during:
+            during()
+        await asyncio.sleep_ms(ms - ms // 2)
+        task.cancel()
+        await asyncio.sleep_ms(0)
+    asyncio.run(go())
+
+
+def _phase_errors(ms):
+    """ms from each meter's last window edge to the bench's commit instant, modulo 200."""
+    import time
+    t0 = time.ticks_ms()
+    bench_ms = _bench.ctl("time")["t_us"] // 1000
+    off = time.ticks_diff(t0 + time.ticks_diff(time.ticks_ms(), t0) // 2, 0) - bench_ms
+    commits = {d["name"]: d["last_commit_us"] for d in _bench.ctl("modules")["modules"]}
+    out = {}
+    for m in ms:
+        d = (time.ticks_diff(m.t_read, 0) - off - commits[m.name] // 1000) % 200
+        out[m.name] = min(d, 200 - d)
+    return out
+
+
+def test_shared_line_times_each_module_by_its_own_edge():
+    """Four modules on one wired-OR DRDY line, one rebooted out of phase with the others:
+    SEQ tells whose edge it was, so every module is timed by its own (the newest edge of
+    any module was used before, up to a window off), its fast reboot (no gap in the edges)
+    is seen, and a module is read only when it has a new window."""
+    from rbnode.board import Board
+    from rbnode.sampler import Sampler
+    ms = _fleet()
+    s = Sampler(ms, Board(), shared_pin=4)
+
+    def reboot():
+        _bench.ctl("module_fault", module="ui3", action="reboot")
+    for attempt in range(5):                 # until the reboot puts ui3 >= 40 ms off phase
+        _sample_for(s, 1600, reboot)
+        c = {d["name"]: d["last_commit_us"] for d in _bench.ctl("modules")["modules"]}
+        d = (c["ui3"] - c["standard"]) // 1000 % 200
+        if 40 <= d <= 160:
+            break
+    else:
+        raise AssertionError("the reboots kept ui3 in phase with the others")
+    errs = _phase_errors(ms)
+    for name, err in errs.items():
+        if err > 8:
+            raise AssertionError("%s timed %d ms off its own edge: %r" % (name, err, errs))
+    eq([m.restarts for m in ms], [attempt + 1, 0, 0, 0])
+    eq(ms[0].blackout[1] != 0, True)
+    # two edges per window now, but every module is read once per window: 5 in 1 s
+    n = [m.samples for m in ms]
+    _sample_for(s, 1000)
+    for m, k in zip(ms, n):
+        if not 4 <= m.samples - k <= 6:
+            raise AssertionError("%s: %d samples in 5 windows" % (m.name, m.samples - k))
+
+
+def test_seq_path_allocates_nothing():
+    """SEQ check, read and booking of a module on a shared line, under heap_lock."""
+    import time
+    from rbnode.board import Board
+    from rbnode.sampler import Sampler
+    ms = _fleet()
+    s = Sampler(ms, Board(), shared_pin=4)
+    _sample_for(s, 500)
+    n = [m.samples for m in ms]
+    for i in range(6):
+        time.sleep_ms(200)
+        micropython.heap_lock()
+        try:
+            for j in range(len(ms)):
+                s.ready[j] = 1
+            s._round(False)
+        finally:
+            micropython.heap_unlock()
+    for m, k in zip(ms, n):
+        if not 5 <= m.samples - k <= 7:
+            raise AssertionError("%s: %d samples in 6 windows" % (m.name, m.samples - k))
+
+
 def test_ledger_two_slots_survive_a_torn_write():
     for f in ("t.0", "t.1"):
         try:

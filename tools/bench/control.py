@@ -68,7 +68,7 @@ class Control:
                         "channels": m.n_i, "powered": m.powered, "plugged": m.plugged,
                         "boots": m.boots, "flash_writes": m.flash.writes, "uid": m.uid.hex(),
                         "events": m.events if m.powered else None,
-                        "drdy_pin": self.bus.drdy.get(m)})
+                        "drdy_pin": self.bus.drdy.get(m), "last_commit_us": m.last_commit})
         return {"modules": out}
 
     def op_truth(self):
