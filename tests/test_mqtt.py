@@ -254,7 +254,8 @@ def test_broker_restart_and_wifi_outages_lose_no_energy(tmp_path):
             run.wait_for("basic-pv ok", timeout=25, start=n)
             mark = rec.mark()
             rec.publish(BASE + "/cmd/latch", '{"id": "end"}')
-            rec.wait(lambda m: m.topic == BASE + "/basic-pv/energy", start=mark, timeout=10)
+            for mod in ("ui3", "basic-pv"):      # both: the queue sends one after the other
+                rec.wait(lambda m: m.topic == BASE + "/%s/energy" % mod, start=mark, timeout=10)
             truth = run.ctl.truth()["truth"]
             last = {}
             for t, mod, imp, exp in energies(rec):
