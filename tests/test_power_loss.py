@@ -1,5 +1,5 @@
 """Power-loss campaign (issue 4, 'done when'): the node process is killed at random
-instants, 2 x 110 times, while it measures, latches and saves. After every restart the
+instants, 2 x 100 times, while it measures, latches and saves. After every restart the
 ledger must load, no total may have decreased, the energy lost in a cycle must stay within
 what the save interval allows, and nothing may be counted twice.
 
@@ -14,7 +14,7 @@ from nodeharness import read_ledger
 from tools import hostenv
 from tools.hostrun import HostNode
 
-KILLS = 110          # per board
+KILLS = 100          # per board (the issue asks for >= 200 in all)
 SAVE_S = 2
 WINDOW_S = 0.25     # one RT window and a read
 BOOT_S = 0.6         # start-up to the primer latch, generous (a loaded CI machine)
@@ -52,7 +52,7 @@ def campaign(tmp, seed, results):
             truth0 = ctl.truth()["truth"]
             node.power_on()                         # a power cut: RTC memory is lost too
             node.start(stdout=open(os.path.join(tmp, "node.log"), "a"))
-            life = rng.uniform(0.5, 4.0)
+            life = rng.uniform(0.5, 3.5)
             time.sleep(life)
             node.kill()
             truth1 = ctl.truth()["truth"]
