@@ -14,7 +14,7 @@ run: setup
 	@$(PY) tools/hostrun.py
 
 test: setup
-	@$(PYTEST) -q tests $(PYTEST_ARGS)
+	@$(PYTEST) -q -n 2 --dist loadgroup tests $(PYTEST_ARGS)
 
 bench: setup
 	@$(PY) bench/run.py $(SUITE)

@@ -12,6 +12,8 @@ import re
 import shutil
 import time
 
+import pytest
+
 from ha_rules import check_device_message, energy_dashboard_ok, expand
 from mqttharness import Recorder
 from nodeharness import NodeRun, base_config, read_ledger, scenario, totals_by_name
@@ -205,6 +207,7 @@ def test_malformed_commands_refused_valid_ones_work(tmp_path):
         broker.stop()
 
 
+@pytest.mark.xdist_group("long")   # 6 min, mostly waiting: its own worker
 def test_broker_restart_and_wifi_outages_lose_no_energy(tmp_path):
     broker = Broker()
     port = broker.port

@@ -7,6 +7,8 @@ Every channel's import and export must be within 0.05 % of the truth.
 """
 import time
 
+import pytest
+
 from nodeharness import NodeRun, base_config, read_ledger, scenario, totals_by_name
 
 MODULES = [
@@ -73,6 +75,7 @@ def check_totals(ledger, truth, rel=5e-4, floor_wh=0.002):
     return report, bad
 
 
+@pytest.mark.xdist_group("cpu")
 def test_energy_within_0_05_percent_with_faults(tmp_path):
     sc = scenario("energy_bench.json", **{n: {"gc_enable": True}
                                            for n in ("ui3", "basic-pv", "standard")})

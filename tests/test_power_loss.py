@@ -10,6 +10,8 @@ import random
 import threading
 import time
 
+import pytest
+
 from nodeharness import read_ledger
 from tools import hostenv
 from tools.hostrun import HostNode
@@ -100,6 +102,7 @@ def campaign(tmp, seed, results):
     results["cycles"] = cycles
 
 
+@pytest.mark.xdist_group("cpu")    # both cores: never beside the energy accuracy test
 def test_power_loss_campaign(tmp_path):
     runs = [{}, {}]
     threads = []
