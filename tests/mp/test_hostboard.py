@@ -142,8 +142,9 @@ def test_hard_irq_preempts_a_blocking_call_soft_irq_waits():
     import socket
     t_hard, n_hard = [0], [0]
 
-    def stamp(p):
-        t_hard[0] = time.ticks_ms()
+    def stamp(p):                             # the first run's time
+        if not n_hard[0]:
+            t_hard[0] = time.ticks_ms()
         n_hard[0] += 1
 
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -158,7 +159,7 @@ def test_hard_irq_preempts_a_blocking_call_soft_irq_waits():
         poller.poll(700)                      # blocks in C for 700 ms
         t1 = time.ticks_ms()
         ran = n_hard[0]
-        during = time.ticks_diff(t_hard[0], t0) < time.ticks_diff(t1, t0) - 5
+        during = time.ticks_diff(t_hard[0], t0) < time.ticks_diff(t1, t0) - 100
         pin.irq(None)
         time.sleep_ms(50)
         if hard and not (ran >= 5 and during):
