@@ -48,6 +48,7 @@ class HostNode:
         self.realtime_sleep = realtime_sleep
         self.mp_args = list(mp_args)   # e.g. ["-X", "heapsize=64k"]
         self.proc = None
+        self.during_sleep = None   # fn(ms) that fast-forwards the bench itself (tests)
         self.cause = PWRON
         self.boots = []  # (reset cause, exit code, next_boot)
         self.power_on()
@@ -84,7 +85,9 @@ class HostNode:
         self.boots.append((self.cause, rc, nb))
         if nb.startswith("deepsleep"):
             ms = int(nb.split()[1] or 0)
-            if self.realtime_sleep or self.bench is None:
+            if self.during_sleep is not None:
+                self.during_sleep(ms)
+            elif self.realtime_sleep or self.bench is None:
                 time.sleep(ms / 1000)
             else:
                 self.bench.fast_forward(ms=ms)

@@ -11,7 +11,7 @@ restarts the anchor without inventing energy (§14.3).
 """
 import struct
 
-from ._time import sleep_ms, ticks_diff, ticks_ms
+from ._time import sleep_ms, ticks_add, ticks_diff, ticks_ms
 from . import _regs as R
 from .energy import to_mw
 from .errors import RbAmpIOError, RbAmpParamError, RbAmpStaleError
@@ -104,6 +104,15 @@ class Period:
             if ticks_diff(ticks_ms(), t0) > timeout_ms:
                 raise RbAmpStaleError(61, "rbAmp 0x%02x: primer latch stays empty" % self.addr)
             sleep_ms(250)
+
+    def resume(self, elapsed_ms):
+        """After a deep sleep of the master (its ticks restart): our last latch was
+        elapsed_ms ago on a clock that kept running (the RTC). The next snapshot covers that
+        time; the module kept its period open meanwhile (no primer)."""
+        if elapsed_ms < 0:
+            raise RbAmpParamError(22, "elapsed_ms must be >= 0, not %r" % (elapsed_ms,))
+        self._anchor = ticks_add(ticks_ms(), -elapsed_ms)
+        self._pending = None
 
     def read_period_snapshot(self, settle_ms=R.T_LATCH, skip_latch=False, dt_ms=None,
                              latched_at=None):

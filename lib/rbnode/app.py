@@ -91,6 +91,8 @@ def run(path="config.json", board=None):
     except (OSError, ValueError) as e:   # e.g. pins the chip does not have
         return safe_mode(["hardware setup failed: %s (check i2c.sda, i2c.scl, i2c.id and "
                           "drdy_pin in config.json)" % (e,)])
+    if cfg["mode"] == "sleep":
+        return _sleep_mode(node, board, n)
     try:
         node.start()
         net = _network(node, cfg)
@@ -102,6 +104,30 @@ def run(path="config.json", board=None):
     except Exception as e:  # noqa: BLE001 - last line of defence: record, save, restart
         _crashed(node, e, n)
         board.reset()
+
+
+def _sleep_mode(node, board, crashes):
+    """One wake of the battery logger (sleeper.py), then deep sleep. A wake that completes
+    is a healthy run: it clears the crash count."""
+    from .sleeper import Sleeper
+    board.watchdog(node.cfg["watchdog_s"])      # a wake that hangs is reset
+    if node.cfg["mqtt"]["host"]:
+        log.warning("sleep", "sleep mode does not publish yet (MQTT is continuous mode only "
+                    "in this version): totals are kept on the device")
+    try:
+        ms = asyncio.run(Sleeper(node).cycle())
+    except KeyboardInterrupt:
+        node.save()
+        log.info("node", "stopped (ledger saved)")
+        return None
+    except Exception as e:  # noqa: BLE001 - as in continuous mode: record, save, restart
+        _crashed(node, e, crashes)
+        board.reset()
+        return None
+    if crashes:
+        _remove(CRASH_COUNT)
+    log.info("sleep", "sleeping %d ms", ms)
+    board.deepsleep(ms)
 
 
 def _network(node, cfg):

@@ -80,6 +80,15 @@ class Board:
             return None
         return mem() if data is None else mem(data)
 
+    def rtc_ms(self):
+        """ms since 1970 on the RTC: it keeps counting through deep sleep (ESP32; the host
+        board's follows the bench's world clock). RP2040: reset by its deep sleep."""
+        y, mo, d, _wd, h, mi, s, sub = self.rtc.datetime()
+        t = time.mktime((y, mo, d, h, mi, s, 0, 0))
+        if time.gmtime(0)[0] == 2000:
+            t += 946684800
+        return t * 1000 + sub // 1000
+
     @staticmethod
     def epoch():
         """Seconds since 1970 (MicroPython's time.time() counts from 2000 on the chips)."""

@@ -62,6 +62,7 @@ class Meter:
         self.cal_dt = 0                    # master ms and RT windows of good periods:
         self.cal_n = 0                     # the module's window length on the master clock
         self.count_mismatch = 0
+        self.slept = False                 # sleep mode: no RT shadow, the RTC as master clock
         self.samples = 0
         self.read_errors = 0
         self.gap_ms = 0
@@ -73,8 +74,10 @@ class Meter:
         self.on_event = None      # fn(meter, ch, before_mw, after_mw), set by the node
 
     # ---- detection and settings ------------------------------------------------------------
-    def detect(self):
-        """Find the module, read its identity, apply the configured settings. True if ok."""
+    def detect(self, keep_reset=False):
+        """Find the module, read its identity, apply the configured settings. True if ok.
+        keep_reset: leave EVENT_FLAGS.RESET set (a deep-sleep wake: the latch tells whether
+        the module rebooted while the node slept)."""
         self.detects += 1
         dev = RbAmp(self.i2c, self.addr, tries=self.tries, variant=self.spec["variant"])
         try:
@@ -88,7 +91,7 @@ class Meter:
         try:
             v13 = dev.firmware_version >= 4
             self.uid = dev.read_uid().hex() if v13 else None
-            if v13:
+            if v13 and not keep_reset:
                 dev.clear_event_flags(R.EV_RESET)   # from now on a set bit means a reboot
             self._check_identity(dev)
             self._apply(dev)
@@ -294,9 +297,10 @@ class Meter:
         span_us = n * 200000
         if count_only:
             pass
-        elif n <= 0 or abs(n * 200 - dt) > 400 + dt // 200:
+        elif n <= 0 or abs(n * 200 - dt) > 400 + dt // (50 if self.slept else 200):
             self.count_mismatch += 1          # the count does not describe this period
-            span_us = dt * 1000
+            if not self.slept:                # (after a sleep: the RTC's error, ~1 %, or
+                span_us = dt * 1000           # an anchor lost with RTC memory: the count)
         else:
             self.cal_dt += dt
             self.cal_n += n
@@ -333,6 +337,8 @@ class Meter:
         The boot is placed COMMIT_CNT windows before the latch; the shadow after it is what
         was integrated since the blackout plus the power held through the blackout."""
         shadow = self.take_closed()
+        if self.slept:         # nobody watched: the module's own windows since its boot
+            return self.latched_uwh(snap, count_only=True)
         n = snap.commit_count
         b0, b1 = self.blackout
         boot = ticks_add(self.c_last, -n * 200)

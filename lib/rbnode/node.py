@@ -48,8 +48,10 @@ class Node:
                                                       gc=self.metering.fleet.gc)
 
     # ---- boot ------------------------------------------------------------------------------
-    def start(self):
-        if self.cfg["save_s"] < 60:
+    def start(self, keep_reset=False):
+        """Restore the ledger, detect the modules. keep_reset: a sleep-mode wake (see
+        Meter.detect)."""
+        if self.cfg["save_s"] < 60 and self.cfg["mode"] == "continuous":
             log.warning("node", "save_s = %d: %d ledger writes a day wear the flash (see CONFIG.md)",
                         self.cfg["save_s"], 86400 // self.cfg["save_s"])
         seq = self.ledger.load()
@@ -70,7 +72,7 @@ class Node:
             m = Meter(spec, self.i2c, tries, self.cfg["events"])
             m.on_event = self._on_power_event
             self.meters.append(m)
-            if m.detect():
+            if m.detect(keep_reset):
                 self._register(m)
             else:
                 log.warning("node", "%s (0x%02x) not found: %s; still looking every %d s",

@@ -224,6 +224,27 @@ def test_seq_path_allocates_nothing():
             raise AssertionError("%s: %d samples in 6 windows" % (m.name, m.samples - k))
 
 
+def test_sleep_state_rejects_garbage_and_names_why():
+    from rbnode.rtcstate import SIZE, StateError, pack, unpack
+    led = Ledger("unused")
+    led.meter("uid1", "a", 0x50, 2)
+    led.add("uid1", 1, 5000, 7)
+    data = pack(led, {"uid1": 1234567}, 9, 0)
+    doc = unpack(data)
+    eq((doc["meters"]["uid1"]["ch"], doc["anchors"], doc["wakes"]), ([[0, 0], [5000, 7]],
+                                                                    {"uid1": 1234567}, 9))
+    for bad, why in ((b"", "empty"), (b"\x00" * 40, "magic"), (b"RBS\x02" + data[4:], "version"),
+                     (data[:20] + bytes([data[20] ^ 1]) + data[21:], "CRC"),
+                     (data[:-3], "CRC"), (b"RBS\x01\xff\xfe garbage\n0000\n", "corrupted")):
+        e = raises(StateError, unpack, bad)
+        if why not in str(e):
+            raise AssertionError("%r: %s" % (why, e))
+    for i in range(40):                      # no wider than RTC memory, however many meters
+        led.meter("u%032d" % i, "meter %d" % i, 0x50, 3)
+    e = raises(StateError, pack, led, {}, 1, 0)
+    assert str(SIZE) in str(e)
+
+
 def test_ledger_two_slots_survive_a_torn_write():
     for f in ("t.0", "t.1"):
         try:

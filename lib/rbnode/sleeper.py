@@ -1,0 +1,135 @@
+"""Sleep mode (config `mode: "sleep"`): a battery logger. The node wakes every period_s,
+closes the period the modules measured while it slept, books it, and sleeps again; the
+modules (mains powered) never stop measuring.
+
+  cold boot (power-on, or no usable state): detect the modules, primer latch each (its RTC
+      time is the anchor), keep the state, sleep;
+  wake (or any reset with the state intact): no primer. One latch closes the period that
+      spanned the sleep. Its energy is the module's average x the span of its own RT windows
+      (COMMIT_CNT x 200 ms on the module's crystal), so every Wh of the sleep counts whatever
+      the loads did; the real elapsed time since the last good latch, on the RTC (never the
+      configured sleep time), is the check (a disagreement beyond 2 % is counted in
+      `count_mismatch`);
+  stale latch: nothing booked, the anchor stays (the next latch covers both periods);
+  module rebooted while the node slept (EVENT_FLAGS.RESET, kept set on a wake): the energy
+      before its boot was measured by nobody and is not invented; its own windows since the
+      boot are booked.
+
+State: energy totals and anchors in RTC memory (rtcstate.py: magic, version, CRC) on every
+wake; the flash ledger every save_s. RTC memory that is garbage (a brown-out) is rejected and
+the flash ledger used: the periods booked since its last save are lost, never counted twice,
+and the period open in the module is booked from its window count. Boards without RTC memory
+(RP2040, whose deep sleep also stops its clock) write the flash ledger on every wake: choose
+period_s with the flash in mind (README, sleep mode).
+
+Page 0 has import averages only: a `bidirectional` module's export needs the RT stream of
+continuous mode and is not measured while the node sleeps.
+"""
+from time import ticks_diff, ticks_ms
+
+from . import log
+from .rtcstate import StateError, pack, unpack
+
+MIN_SLEEP_MS = 1000
+
+
+class Sleeper:
+    def __init__(self, node):
+        self.node = node
+        self.board = node.board
+        self.cfg = node.cfg
+        self.t0 = ticks_ms()
+        self.anchors = {}       # key -> RTC ms of the last good latch
+        self.wakes = 0
+        self.flash_ms = 0       # RTC ms of the last flash ledger save
+        self.state = None
+
+    def _load_state(self):
+        data = self.board.rtc_memory()
+        if data is None:
+            return None
+        try:
+            return unpack(data)
+        except StateError as e:
+            if data:
+                log.warning("sleep", "%s: using the flash ledger", e)
+            return None
+
+    def _restore(self, doc):
+        """Totals from RTC memory, where they are newer than the flash ledger's."""
+        led = self.node.ledger
+        for key, m in doc["meters"].items():
+            mine = led.meters.get(key)
+            if mine is None:
+                led.meters[key] = m
+                continue
+            for ch, c in enumerate(m["ch"]):
+                if ch < len(mine["ch"]):
+                    mine["ch"][ch] = [max(c[0], mine["ch"][ch][0]), max(c[1], mine["ch"][ch][1])]
+                else:
+                    mine["ch"].append(c)
+        led.seq = max(led.seq, doc["seq"])
+        self.anchors = dict(doc["anchors"])
+        self.wakes = doc["wakes"]
+        self.flash_ms = doc.get("flash_ms") or 0
+
+    async def cycle(self):
+        """One wake: returns the ms to sleep until the next period closes."""
+        node, board = self.node, self.board
+        cause = board.reset_cause()
+        woke = cause == "deepsleep"
+        doc = self._load_state()
+        node.start(keep_reset=woke or doc is not None)
+        if doc is not None:
+            self._restore(doc)
+        now = board.rtc_ms()
+        self.wakes += 1
+        fresh = []
+        for m in node.metering.members():
+            m.slept = True
+            if m.export:
+                log.warning("sleep", "%s: export is not measured in sleep mode (no RT stream)",
+                            m.name)
+            a = self.anchors.get(m.key)
+            if a is not None and 0 <= now - a < 86400000 * 30:
+                m.dev.resume(now - a)
+            elif woke:                    # the anchor went with RTC memory: the count decides
+                m.dev.resume(0)
+            else:
+                fresh.append(m)
+        for m in fresh:                   # cold boot: a primer latch is the anchor
+            try:
+                m.dev.prime()
+                self.anchors[m.key] = board.rtc_ms()
+                log.info("sleep", "%s: primer latch, anchor set", m.name)
+            except OSError as e:
+                log.warning("sleep", "%s: primer latch failed (%s): next wake", m.name, e)
+        if len(fresh) < len(node.metering.members()):
+            for rec in await node.metering.cycle():
+                node.hub.periods.put(rec)
+                node._log_period(rec)
+                if rec["status"] in ("ok", "reboot", "lost", "primer"):
+                    self.anchors[rec["key"]] = board.rtc_ms()
+        self._keep()
+        took = ticks_diff(ticks_ms(), self.t0)
+        log.info("sleep", "wake #%d (%s) done in %d ms", self.wakes, cause, took)
+        return max(MIN_SLEEP_MS, self.cfg["period_s"] * 1000 - took)
+
+    def _keep(self):
+        """RTC memory every wake; the flash ledger every save_s (every wake without RTC
+        memory, or when the state does not fit)."""
+        node, board = self.node, self.board
+        now = board.rtc_ms()
+        flash_due = now - self.flash_ms >= self.cfg["save_s"] * 1000 or self.flash_ms > now
+        try:
+            data = pack(node.ledger, self.anchors, self.wakes, now if flash_due else self.flash_ms)
+        except StateError as e:
+            log.error("sleep", "%s: the flash ledger is written every wake", e)
+            data = None
+        if data is None or board.rtc_memory() is None:
+            flash_due = True
+        if flash_due:
+            node.save()
+            self.flash_ms = now
+        if data is not None and board.rtc_memory() is not None:
+            board.rtc_memory(data)
