@@ -93,17 +93,26 @@ def run(path="config.json", board=None):
                           "drdy_pin in config.json)" % (e,)])
     if cfg["mode"] == "sleep":
         return _sleep_mode(node, board, n)
-    try:
+
+    def continuous():
         node.start()
-        net = _network(node, cfg)
-        asyncio.run(_main(node, n, net))
+        asyncio.run(_main(node, n, _network(node, cfg)))
+    _supervised(node, board, n, continuous)
+    return None
+
+
+def _supervised(node, board, crashes, main):
+    """(True, main()) when it returns. Ctrl-C saves the ledger and stops; any other
+    exception (the last line of defence) is recorded, the ledger saved, the board reset."""
+    try:
+        return True, main()
     except KeyboardInterrupt:
         node.save()
         log.info("node", "stopped (ledger saved)")
-        return None
-    except Exception as e:  # noqa: BLE001 - last line of defence: record, save, restart
-        _crashed(node, e, n)
+    except Exception as e:  # noqa: BLE001
+        _crashed(node, e, crashes)
         board.reset()
+    return False, None
 
 
 def _sleep_mode(node, board, crashes):
@@ -114,15 +123,8 @@ def _sleep_mode(node, board, crashes):
     if node.cfg["mqtt"]["host"]:
         log.warning("sleep", "sleep mode does not publish yet (MQTT is continuous mode only "
                     "in this version): totals are kept on the device")
-    try:
-        ms = asyncio.run(Sleeper(node).cycle())
-    except KeyboardInterrupt:
-        node.save()
-        log.info("node", "stopped (ledger saved)")
-        return None
-    except Exception as e:  # noqa: BLE001 - as in continuous mode: record, save, restart
-        _crashed(node, e, crashes)
-        board.reset()
+    ok, ms = _supervised(node, board, crashes, lambda: asyncio.run(Sleeper(node).cycle()))
+    if not ok:
         return None
     if crashes:
         _remove(CRASH_COUNT)
