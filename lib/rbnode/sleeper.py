@@ -42,10 +42,11 @@ class Sleeper:
         self.anchors = {}       # key -> RTC ms of the last good latch
         self.wakes = 0
         self.flash_ms = 0       # RTC ms of the last flash ledger save
-        self.state = None
+        self.has_memory = False  # the board has RTC memory
 
     def _load_state(self):
         data = self.board.rtc_memory()
+        self.has_memory = data is not None
         if data is None:
             return None
         try:
@@ -126,10 +127,10 @@ class Sleeper:
         except StateError as e:
             log.error("sleep", "%s: the flash ledger is written every wake", e)
             data = None
-        if data is None or board.rtc_memory() is None:
+        if data is None or not self.has_memory:
             flash_due = True
         if flash_due:
             node.save()
             self.flash_ms = now
-        if data is not None and board.rtc_memory() is not None:
+        if data is not None and self.has_memory:
             board.rtc_memory(data)
