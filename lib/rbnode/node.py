@@ -132,8 +132,7 @@ class Node:
         due = ticks_ms()
         while True:
             for rec in await self.metering.cycle():
-                self.hub.periods.put(rec)
-                self._log_period(rec)
+                self.record(rec)
             self._heap()
             self._check_swaps()
             self._latched.set()
@@ -169,6 +168,11 @@ class Node:
             live = gc.mem_alloc()
             if live > self.heap_live:
                 self.heap_live = live
+
+    def record(self, rec):
+        """A closed period: to the hub's feed (the publisher) and the log."""
+        self.hub.periods.put(rec)
+        self._log_period(rec)
 
     def _log_period(self, rec):
         tot = self.ledger.meters[rec["key"]]["ch"]

@@ -86,7 +86,8 @@ class Sleeper:
         now = board.rtc_ms()
         self.wakes += 1
         fresh = []
-        for m in node.metering.members():
+        members = node.metering.members()
+        for m in members:
             m.slept = True
             if m.export:
                 log.warning("sleep", "%s: export is not measured in sleep mode (no RT stream)",
@@ -105,10 +106,9 @@ class Sleeper:
                 log.info("sleep", "%s: primer latch, anchor set", m.name)
             except OSError as e:
                 log.warning("sleep", "%s: primer latch failed (%s): next wake", m.name, e)
-        if len(fresh) < len(node.metering.members()):
+        if len(fresh) < len(members):
             for rec in await node.metering.cycle():
-                node.hub.periods.put(rec)
-                node._log_period(rec)
+                node.record(rec)
                 if rec["status"] in ("ok", "reboot", "lost", "primer"):
                     self.anchors[rec["key"]] = board.rtc_ms()
         self._keep()
