@@ -20,6 +20,7 @@ from .events import StepDetector
 from .integrate import GAP_MS, Accumulators, f32_mw
 
 BLACKOUT_MS = 350   # no RT block for longer than this: at least one window missed
+EARLY_MS = 10       # a window's stamp is never before its commit: tick rounding, drift
 
 CODE_AMPS = {v: k for k, v in CT_AMPS.items()}
 TIERS = ("basic", "standard", "pro")
@@ -159,12 +160,16 @@ class Meter:
         self.have_t = False
 
     # ---- RT samples (hot path: no allocation) -----------------------------------------------
-    def fresh(self, slack):
+    def fresh(self, late):
         """RT windows the module committed since the one read last: 0 none (on a shared
         DRDY line the edge was another module's), -1 the bus failed. v1.3 firmware: from
         the digest's SEQ (2 bytes); older firmware: always 1.
-        A SEQ that does not fit the time since the last window read (within slack ms), or
-        READY clear, means the module restarted: a fast reboot leaves no gap in its edges."""
+        A SEQ that does not fit the time since the last window read, or READY clear, means
+        the module restarted: a fast reboot leaves no gap in its edges. That time is taken
+        from the last window's stamp, which may be up to `late` ms after its commit (an IRQ
+        held off, a poll): k windows fit an elapsed time el when
+        (el - EARLY_MS) // 200 <= k <= (el + late) // 200, two values of the 256 a restarted
+        SEQ can take when EARLY_MS + late < 200."""
         if not self.use_seq:
             return 1
         try:
@@ -187,7 +192,7 @@ class Meter:
         if self.seq >= 0:
             k = (s - self.seq) & 0xFF
             el = ticks_diff(ticks_ms(), self.t_read)
-            if self.have_t and not (el - slack) // 200 <= k <= (el + slack) // 200:
+            if self.have_t and not (el - EARLY_MS) // 200 <= k <= (el + late) // 200:
                 self._restart()
         self.seq_new = s
         return k

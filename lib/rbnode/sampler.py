@@ -25,7 +25,7 @@ RETRY_MS = 15
 POLL_MS = 200
 RING = 16          # recent edges on the shared line (a power of two)
 EDGE_MS = 60       # an edge this close to a module's predicted one is its own
-SLACK_MS = 30      # edge timing jitter allowed when SEQ is checked against the clock
+LATE_MS = 170      # an edge may be stamped this late (IRQ held off) when SEQ is checked
 
 
 class Sampler:
@@ -111,7 +111,7 @@ class Sampler:
                 if m.dev is None:
                     continue
                 timed = self.timed[i]
-                k = m.fresh(SLACK_MS if timed else SLACK_MS + POLL_MS)
+                k = m.fresh(LATE_MS if timed else LATE_MS + POLL_MS)
                 if k == 0:
                     continue                 # no new window
                 if k > 0 and m.read():
