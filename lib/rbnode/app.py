@@ -116,14 +116,10 @@ def _supervised(node, board, crashes, main):
 
 
 def _sleep_mode(node, board, crashes):
-    """One wake of the battery logger (sleeper.py), then deep sleep. A wake that completes
-    is a healthy run: it clears the crash count."""
-    from .sleeper import Sleeper
+    """One wake of the battery logger, then deep sleep. A wake that completes is a healthy
+    run: it clears the crash count."""
     board.watchdog(node.cfg["watchdog_s"])      # a wake that hangs is reset
-    if node.cfg["mqtt"]["host"]:
-        log.warning("sleep", "sleep mode does not publish yet (MQTT is continuous mode only "
-                    "in this version): totals are kept on the device")
-    ok, ms = _supervised(node, board, crashes, lambda: asyncio.run(Sleeper(node).cycle()))
+    ok, ms = _supervised(node, board, crashes, lambda: asyncio.run(_wake(node, board)))
     if not ok:
         return None
     if crashes:
@@ -132,20 +128,77 @@ def _sleep_mode(node, board, crashes):
     board.deepsleep(ms)
 
 
+async def _wake(node, board):
+    """The energy cycle (sleeper.py), then the network step (wakenet.py) within
+    sleep.awake_s; kept awake while the stay_awake flag is on. Returns the ms to sleep."""
+    from time import ticks_diff, ticks_ms
+    from .sleeper import Sleeper
+    cfg = node.cfg
+    asyncio.create_task(_feed(board))
+    sleeper = Sleeper(node)
+    await sleeper.cycle()
+    net = _wake_network(node, cfg, sleeper)
+    if net is None:
+        return sleeper.sleep_ms()
+    budget = cfg["sleep"]["awake_s"] * 1000
+    t = ticks_ms()
+    day = max(1, 86400 // cfg["period_s"])      # discovery: after a cold boot, then daily
+    await net.deliver(budget, discovery=cfg["mqtt"]["discovery"] and (
+        not sleeper.restored or sleeper.wakes % day == 0))
+    if sleeper.unchecked and net.pub.reconciled:   # the broker's totals may have added some
+        sleeper.unchecked = False
+        sleeper.keep()
+    while node.stay_awake:
+        log.info("sleep", "staying awake (stay_awake flag): next period in %d ms",
+                 sleeper.sleep_ms())
+        await asyncio.sleep_ms(sleeper.sleep_ms())
+        await sleeper.cycle()
+        t = ticks_ms()
+        await net.deliver(budget)
+    await net.close(max(500, budget - ticks_diff(ticks_ms(), t)))
+    log.info("sleep", "wake #%d: %d record(s) delivered, %d in the backlog, awake %d ms",
+             sleeper.wakes, net.sent, len(net.backlog), ticks_diff(ticks_ms(), sleeper.t0))
+    return sleeper.sleep_ms()
+
+
+async def _feed(board):
+    """The watchdog, fed while the event loop runs (a blocking call that hangs is reset)."""
+    while True:
+        board.feed()
+        await asyncio.sleep(1)
+
+
+def _wake_network(node, cfg, sleeper):
+    """The network step of a wake (wakenet.py)."""
+    def make():
+        from .backlog import Backlog
+        from .wakenet import WakeNet
+        return WakeNet(node, cfg, Backlog("backlog.jsonl", cfg["sleep"]["backlog"]),
+                       reconcile=sleeper.unchecked)
+    return _mqtt_service(cfg, make, "totals are kept on the device")
+
+
+def _mqtt_service(cfg, make, otherwise):
+    """make() when mqtt.host is set; None (with the reason) when there is no MQTT."""
+    if not cfg["mqtt"]["host"]:
+        log.info("node", "mqtt.host not set: no network, %s", otherwise)
+        return None
+    try:
+        return make()
+    except ImportError as e:
+        log.error("node", "MQTT unavailable (%s): install mqtt_as (see README); %s", e, otherwise)
+    except ValueError as e:            # the CA file: missing, unreadable, not a certificate
+        log.error("node", "%s: no MQTT until config.json or the file is fixed; %s", e, otherwise)
+    return None
+
+
 def _network(node, cfg):
     """The MQTT service, when mqtt.host is set (else the node only measures)."""
-    if not cfg["mqtt"]["host"]:
-        log.info("node", "mqtt.host not set: measuring only, no network")
-        return None
-    try:
+    def make():
         from .publisher import Publisher
-    except ImportError as e:
-        log.error("node", "MQTT unavailable (%s): install mqtt_as (see README); measuring only", e)
-        return None
-    try:
-        net = Publisher(node, cfg)
-    except ValueError as e:            # the CA file: missing, unreadable, not a certificate
-        log.error("node", "%s: no MQTT until config.json or the file is fixed; measuring only", e)
+        return Publisher(node, cfg)
+    net = _mqtt_service(cfg, make, "measuring only")
+    if net is None:
         return None
 
     async def bound(why):

@@ -204,6 +204,7 @@ class Commands:
 
     async def _stay_awake(self, on):
         self.node.stay_awake = on
+        self.net.stay_awake_flag(on)
         return {"mode": self.node.cfg["mode"]}
 
 

@@ -83,6 +83,10 @@ SCHEMA = {
         "max_offline_s": ("int", 3600, (0, 604800)),
         "action": ("enum", "reset", ("reset", "none", "sleep")),
     }),
+    "sleep": ("sub", None, {
+        "awake_s": ("int", 20, (3, 300)),
+        "backlog": ("int", 500, (0, 5000)),
+    }),
     "watchdog_s": ("int", 30, (0, 3600)),
 }
 
@@ -295,6 +299,10 @@ def _cross_checks(cfg, errs):
     if link["backoff_min_s"] > link["backoff_max_s"]:
         errs.append("link.backoff_min_s = %d: larger than link.backoff_max_s (%d)"
                     % (link["backoff_min_s"], link["backoff_max_s"]))
+    sl = cfg["sleep"]
+    if cfg["mode"] == "sleep" and sl["awake_s"] >= cfg["period_s"]:
+        errs.append("sleep.awake_s = %d: must be shorter than period_s = %d (a wake must end "
+                    "before the next one is due)" % (sl["awake_s"], cfg["period_s"]))
     if link["action"] == "sleep" and cfg["mode"] != "sleep":
         errs.append("link.action = \"sleep\": only in mode \"sleep\" (use \"reset\" or \"none\")")
     if cfg["mqtt"]["host"] and not cfg["wifi"]["ssid"]:

@@ -151,17 +151,27 @@ def topic(prefix, object_id, part):
     return "%s/device/%s%s/config" % (prefix, object_id, "_%d" % (part + 1) if part else "")
 
 
-def devices(base, nid, node, modules, limit=LIMIT):
+def devices(base, nid, node, modules, limit=LIMIT, expire_after=None):
     """The discovery payloads of the node: [(object id, [payload], most)], `most` the parts
     the device could need with the longest names (one per component): a caller that does not
     know how many parts it sent last time clears up to that many.
-    node: name, sw, model; modules: dicts as for module_components plus variant and fw."""
+    node: name, sw, model; modules: dicts as for module_components plus variant and fw.
+    expire_after (s, sleep mode): the values expire when the node stops waking, instead of
+    following the status topic (which says "asleep" between wakes)."""
     ORIGIN["sw"] = node["sw"]
-    avty = "%s/%s/status" % (base, nid)
+    if expire_after:
+        avty = {"exp_aft": expire_after}
+    else:
+        avty = {"avty_t": "%s/%s/status" % (base, nid)}
+
+    def shared(topic):
+        d = {"stat_t": topic}
+        d.update(avty)
+        return d
     diag = node_components(nid)
     out = [(nid, pack({"ids": [nid], "name": node["name"], "mf": "rbnode", "mdl": node["model"],
                        "sw": node["sw"]},
-                      [({"stat_t": "%s/%s/health" % (base, nid), "avty_t": avty}, diag)], limit),
+                      [(shared("%s/%s/health" % (base, nid)), diag)], limit),
             len(diag))]
     for mod in modules:
         oid = "%s_%s" % (nid, mod["uid"])
@@ -169,7 +179,7 @@ def devices(base, nid, node, modules, limit=LIMIT):
         dev = {"ids": [oid], "name": mod["name"], "mf": "rbAmp", "mdl": mod["variant"],
                "sw": mod["fw"], "sn": mod["uid"], "via_device": nid}
         meas, energy = module_components(nid, mod)
-        out.append((oid, pack(dev, [({"stat_t": mt + "state", "avty_t": avty}, meas),
-                                    ({"stat_t": mt + "energy", "avty_t": avty}, energy)], limit),
+        out.append((oid, pack(dev, [(shared(mt + "state"), meas),
+                                    (shared(mt + "energy"), energy)], limit),
                     len(meas) + len(energy)))
     return out

@@ -4,6 +4,10 @@
     asyncio.create_task(link.run())      # connect, publish the outbox, stay connected
     await link.goodbye()                 # clean "offline" before a planned reset or sleep
 
+Sleep mode (wakenet.py) connects with quick=True (mqtt_as's 5 s WiFi integrity check
+is skipped), sends its records with send() under its own time budget, waits for flushed()
+and says goodbye with "asleep".
+
 mqtt_as owns WiFi and the reconnects; this module adds what an unattended node needs:
   - an exponential backoff with jitter before every connect attempt (mqtt_as on its own
     retries every second), the first connect at boot included;
@@ -24,6 +28,8 @@ from . import log
 
 CONNECT_TIMEOUT_S = 120     # one connect attempt: WiFi association (60 s on ESP32) + broker
 GOODBYE_TIMEOUT_S = 5
+INFLIGHT = 4                # outbox messages published at once (mqtt_as polls a PUBACK
+                            # every 100 ms: one at a time, QoS 1 would go at 10 a second)
 
 
 def backoff_ms(attempt, lo_s, hi_s):
@@ -100,6 +106,9 @@ class Link:
         self._mqtt_cfg = mqtt_config(cfg, client_id, status_topic)
         self.client = None
         self._ready = asyncio.Event()   # set once the birth is out, cleared on an outage
+        self.quick = False              # first connect without the WiFi integrity check
+        self._inflight = 0              # outbox messages being published
+        self._leaving = False           # goodbye() said: the disconnect is ours
 
     # ---- the connection -----------------------------------------------------------------------
     def _make_client(self):
@@ -148,7 +157,7 @@ class Link:
         asyncio.create_task(self._supervise())
         while True:                                # the first connect, bounded and retried
             try:
-                await asyncio.wait_for(c.connect(), CONNECT_TIMEOUT_S)
+                await asyncio.wait_for(c.connect(quick=self.quick), CONNECT_TIMEOUT_S)
                 break
             except asyncio.TimeoutError:
                 self._failed("no answer in %d s" % CONNECT_TIMEOUT_S)
@@ -188,7 +197,10 @@ class Link:
     def _down(self):
         self.online = False
         self.outage_since = ticks_ms()
-        log.warning("link", "connection lost; mqtt_as reconnects")
+        if self._leaving:
+            log.info("link", "disconnected")
+        else:
+            log.warning("link", "connection lost; mqtt_as reconnects")
 
     async def _inbox(self):
         async for topic, msg, retained in self.client.queue:
@@ -204,9 +216,36 @@ class Link:
         box = self.outbox
         while True:
             await self._ready.wait()                        # the birth goes first
-            topic, payload, retain, qos = await box.get()
-            await c.publish(topic, payload, retain, qos)   # waits (and retries) while offline
+            msg = await box.get()
+            while self._inflight >= INFLIGHT:
+                await asyncio.sleep_ms(5)
+            self._inflight += 1
+            # in order: mqtt_as sends under a lock that serves its waiters first come first
+            asyncio.create_task(self._publish(c, msg))
+
+    async def _publish(self, c, msg):
+        try:
+            await c.publish(*msg)               # waits (and retries) while offline
             self.published += 1
+        finally:
+            self._inflight -= 1
+
+    async def ready(self):
+        """Until connected with the birth out."""
+        await self._ready.wait()
+
+    async def send(self, topic, payload, retain=False, qos=1):
+        """Publish now, not through the outbox: returns once the broker has it (QoS 1:
+        PUBACK). It waits while offline, so only a caller with its own time bound uses it
+        (a sleep-mode wake)."""
+        await self._ready.wait()
+        await self.client.publish(topic, payload, retain, qos)
+        self.published += 1
+
+    async def flushed(self):
+        """Until the outbox is empty and its last message is out."""
+        while len(self.outbox) or self._inflight:
+            await asyncio.sleep_ms(10)
 
     async def _supervise(self):
         """The outage bound, checked every second."""
@@ -231,13 +270,15 @@ class Link:
     def subscribe(self, topic, qos=1):
         self.subscriptions.append((topic, qos))
 
-    async def goodbye(self):
-        """A clean 'offline' and disconnect before a planned reset or sleep (bounded)."""
+    async def goodbye(self, status="offline"):
+        """A clean status ("offline"; sleep mode: "asleep") and disconnect before a planned
+        reset or sleep (bounded)."""
         c = self.client
         if c is None or not self.online:
             return False
+        self._leaving = True
         try:
-            await asyncio.wait_for(c.publish(self.status_topic, "offline", True, 1),
+            await asyncio.wait_for(c.publish(self.status_topic, status, True, 1),
                                    GOODBYE_TIMEOUT_S)
             await asyncio.wait_for(c.disconnect(), GOODBYE_TIMEOUT_S)
             return True

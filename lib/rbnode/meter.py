@@ -247,6 +247,16 @@ class Meter:
                 self.on_event(self, ch, steps.before, steps.after)
         self.samples += 1
 
+    def snapshot(self):
+        """Sleep mode: the RT block read once for the state message (the values at the
+        wake), nothing integrated. False when it could not be read."""
+        if not self.read():
+            return False
+        buf = self.dev.rt.buf
+        for ch in range(self.channels):
+            self.p[ch] = f32_mw(buf, 4 * (F_P + ch))
+        return True
+
     def _blackout(self, e):
         """No RT block for a while, or a restart seen in SEQ: remember the span and the
         power held through it, and restart the shadow 'since'."""

@@ -11,6 +11,7 @@ Topics (base = <mqtt.base_topic>/<node id>):
     base/<module>/period        one record per closed period
     base/events                 power events and module lost / found (QoS 1)
     base/cmd/<name>             commands (see commands.py); results on base/result
+    base/stay_awake             sleep mode: a retained "on" keeps the node awake (wakenet.py)
 Energy totals are published only after the ledger has been compared with the retained
 totals of the broker (a power cut loses at most save_s on flash, the broker has the newest),
 so the node never publishes a total smaller than one it published before.
@@ -93,8 +94,12 @@ def energy_json(uid, channels):
 
 
 class Publisher:
-    def __init__(self, node, cfg):
+    """asleep: a sleep-mode wake (wakenet.py) drives it: no schedules or feeds of its own,
+    discovery with expire_after instead of availability, the stay_awake flag."""
+
+    def __init__(self, node, cfg, asleep=False):
         self.node = node
+        self.asleep = asleep
         self.cfg = cfg
         m = cfg["mqtt"]
         self.m = m
@@ -115,19 +120,24 @@ class Publisher:
         self.ha_due = None
         self.pub_max = {}                 # (uid, ch) -> [import, export] µWh last published
         self.on_bound_action = None       # set by the app: async fn(reason)
+        self.extra_drops = 0              # records dropped elsewhere (sleep mode's backlog)
+        if asleep:
+            self.link.quick = True
+            self.link.subscribe(self.base + "/stay_awake", 1)
         node.hub.counters["mqtt"] = self.counters
         node.alive_checks.append(lambda: self.link.alive_within(5000))
 
     # ---- services ----------------------------------------------------------------------------
     async def run(self):
-        asyncio.create_task(self._periodic())
-        asyncio.create_task(self._feeds())
+        if not self.asleep:
+            asyncio.create_task(self._periodic())
+            asyncio.create_task(self._feeds())
         await self.link.run()
 
     def _on_up(self):
         if not self.reconciled:
             asyncio.create_task(self._reconcile())
-        else:
+        elif not self.asleep:
             self.announce()
 
     async def _reconcile(self):
@@ -139,7 +149,8 @@ class Publisher:
         await c.unsubscribe(topic)
         self._merge_retained()
         self.reconciled = True
-        self.announce()
+        if not self.asleep:
+            self.announce()
 
     def _merge_retained(self):
         node = self.node
@@ -195,8 +206,11 @@ class Publisher:
         info = {"name": self.cfg["node"]["name"], "sw": VERSION,
                 "model": "rbnode on %s" % sys.platform}
         pre = self.m["discovery_prefix"]
+        expire = None
+        if self.asleep:     # one missed wake is not "unavailable", two are
+            expire = 3 * self.cfg["period_s"] + self.cfg["sleep"]["awake_s"]
         for oid, parts, most in discovery.devices(self.m["base_topic"], node.node_id, info,
-                                                  mods):
+                                                  mods, expire_after=expire):
             for i, p in enumerate(parts):
                 self.outbox.latest(discovery.topic(pre, oid, i), p, True, 1)
             for i in range(len(parts), self.sent_parts.get(oid, most)):
@@ -253,7 +267,8 @@ class Publisher:
                "exhausted": sum(m.dev.retry_exhaustion_count for m in node.meters if m.dev),
                "stale": h["metering"]["stale"],
                "rejects": sum(m.dev.sanity_reject_count for m in node.meters if m.dev),
-               "drops": self.outbox.dropped + h["periods_dropped"] + h["events_dropped"],
+               "drops": self.outbox.dropped + h["periods_dropped"] + h["events_dropped"]
+               + self.extra_drops,
                "fw": VERSION, "reset": node.board.reset_cause(),
                "modules": {m.name: m.state for m in node.meters},
                "connects": self.link.connects}
@@ -267,6 +282,12 @@ class Publisher:
         except (ImportError, OSError, ValueError, TypeError):
             return None
 
+    def stay_awake_flag(self, on):
+        """Sleep mode: the retained flag follows the stay_awake command, so the next wake
+        does what the last command said."""
+        if self.asleep:
+            self.outbox.latest(self.base + "/stay_awake", "on" if on else "off", True, 1)
+
     def result(self, doc):
         self.outbox.put(self.base + "/result", json.dumps(doc), False, 1, keep=True)
 
@@ -275,6 +296,12 @@ class Publisher:
         if topic.startswith(self.base + "/cmd/"):
             if not retained:             # a retained command would run at every connect
                 self.commands.handle(topic[len(self.base) + 5:], msg)
+        elif topic == self.base + "/stay_awake":
+            on = bytes(msg).strip().lower() in (b"on", b"1", b"true", b"yes")
+            if on != self.node.stay_awake:
+                log.info("mqtt", "stay_awake flag %s", "on: the node stays awake" if on else
+                         "off: the node sleeps again")
+            self.node.stay_awake = on
         elif topic == self.m["discovery_prefix"] + "/status":
             if msg == b"online" and not retained:
                 lo, hi = HA_DELAY_MS

@@ -20,10 +20,12 @@ class StateError(ValueError):
     pass
 
 
-def pack(ledger, anchors, wakes, flash_ms):
-    """The record as bytes. anchors: {key: RTC ms of the meter's last good latch}."""
+def pack(ledger, anchors, wakes, flash_ms, unchecked=False):
+    """The record as bytes. anchors: {key: RTC ms of the meter's last good latch};
+    unchecked: the totals came from the flash ledger and are not compared with the broker's
+    retained totals yet (wakenet.py)."""
     body = encode({"v": 1, "seq": ledger.seq, "meters": ledger.meters, "anchors": anchors,
-                   "wakes": wakes, "flash_ms": flash_ms})
+                   "wakes": wakes, "flash_ms": flash_ms, "unchecked": unchecked})
     data = MAGIC + bytes((VERSION,)) + body.encode()
     if len(data) > SIZE:
         raise StateError("the sleep state needs %d bytes, RTC memory has %d" % (len(data), SIZE))

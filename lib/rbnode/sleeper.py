@@ -43,6 +43,10 @@ class Sleeper:
         self.wakes = 0
         self.flash_ms = 0       # RTC ms of the last flash ledger save
         self.has_memory = False  # the board has RTC memory
+        self.restored = False   # the state came from RTC memory
+        self.unchecked = True   # totals not yet compared with the broker's retained ones
+        self.members = None     # the modules metered (after the first cycle)
+        self.cause = None
 
     def _load_state(self):
         data = self.board.rtc_memory()
@@ -73,21 +77,52 @@ class Sleeper:
         self.anchors = dict(doc["anchors"])
         self.wakes = doc["wakes"]
         self.flash_ms = doc.get("flash_ms") or 0
+        self.unchecked = bool(doc.get("unchecked"))
 
     async def cycle(self):
-        """One wake: returns the ms to sleep until the next period closes."""
+        """One energy cycle: the first call of a boot also restores the state and (cold boot)
+        primes; later calls (the node kept awake) latch again. The records go to the hub."""
         node, board = self.node, self.board
-        cause = board.reset_cause()
-        woke = cause == "deepsleep"
+        if self.members is None:          # the wake itself (t0: the Sleeper was made)
+            fresh = self._boot()
+        else:                             # kept awake: the next period
+            self.t0 = ticks_ms()
+            fresh = []
+        self.wakes += 1
+        for m in fresh:                   # cold boot: a primer latch is the anchor
+            try:
+                m.dev.prime()
+                self.anchors[m.key] = board.rtc_ms()
+                log.info("sleep", "%s: primer latch, anchor set", m.name)
+            except OSError as e:
+                log.warning("sleep", "%s: primer latch failed (%s): next wake", m.name, e)
+        if len(fresh) < len(self.members):
+            for rec in await node.metering.cycle():
+                rec["wake"] = self.wakes
+                node.record(rec)
+                if rec["status"] in ("ok", "reboot", "lost", "primer"):
+                    self.anchors[rec["key"]] = board.rtc_ms()
+        self.keep()
+        for m in self.members:            # the values at this wake, for the state message
+            m.snapshot()
+        log.info("sleep", "wake #%d (%s) energy step done in %d ms", self.wakes, self.cause,
+                 ticks_diff(ticks_ms(), self.t0))
+
+    def _boot(self):
+        """State from RTC memory, the modules, the period each module kept open while the
+        node slept. Returns the modules that need a primer latch (no anchor)."""
+        node, board = self.node, self.board
+        self.cause = board.reset_cause()
+        woke = self.cause == "deepsleep"
         doc = self._load_state()
+        self.restored = doc is not None
         node.start(keep_reset=woke or doc is not None)
         if doc is not None:
             self._restore(doc)
         now = board.rtc_ms()
-        self.wakes += 1
         fresh = []
-        members = node.metering.members()
-        for m in members:
+        self.members = node.metering.members()
+        for m in self.members:
             m.slept = True
             if m.export:
                 log.warning("sleep", "%s: export is not measured in sleep mode (no RT stream)",
@@ -99,31 +134,21 @@ class Sleeper:
                 m.dev.resume(0)
             else:
                 fresh.append(m)
-        for m in fresh:                   # cold boot: a primer latch is the anchor
-            try:
-                m.dev.prime()
-                self.anchors[m.key] = board.rtc_ms()
-                log.info("sleep", "%s: primer latch, anchor set", m.name)
-            except OSError as e:
-                log.warning("sleep", "%s: primer latch failed (%s): next wake", m.name, e)
-        if len(fresh) < len(members):
-            for rec in await node.metering.cycle():
-                node.record(rec)
-                if rec["status"] in ("ok", "reboot", "lost", "primer"):
-                    self.anchors[rec["key"]] = board.rtc_ms()
-        self._keep()
-        took = ticks_diff(ticks_ms(), self.t0)
-        log.info("sleep", "wake #%d (%s) done in %d ms", self.wakes, cause, took)
-        return max(MIN_SLEEP_MS, self.cfg["period_s"] * 1000 - took)
+        return fresh
 
-    def _keep(self):
+    def sleep_ms(self):
+        """Until the next period closes, counted from the start of the last cycle."""
+        return max(MIN_SLEEP_MS, self.cfg["period_s"] * 1000 - ticks_diff(ticks_ms(), self.t0))
+
+    def keep(self):
         """RTC memory every wake; the flash ledger every save_s (every wake without RTC
         memory, or when the state does not fit)."""
         node, board = self.node, self.board
         now = board.rtc_ms()
         flash_due = now - self.flash_ms >= self.cfg["save_s"] * 1000 or self.flash_ms > now
         try:
-            data = pack(node.ledger, self.anchors, self.wakes, now if flash_due else self.flash_ms)
+            data = pack(node.ledger, self.anchors, self.wakes, now if flash_due else self.flash_ms,
+                        self.unchecked)
         except StateError as e:
             log.error("sleep", "%s: the flash ledger is written every wake", e)
             data = None

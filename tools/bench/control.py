@@ -72,9 +72,11 @@ class Control:
         return {"modules": out}
 
     def op_truth(self):
-        """Ground truth per module and channel: [[import_wh, export_wh], ...]."""
+        """Ground truth per module and channel: [[import_wh, export_wh], ...]; at_latch:
+        the import Wh per channel when the module's last good period latch closed."""
         return {"truth": {m.name: [list(m.truth_wh(ch)) for ch in range(m.n_i)]
                           for m in self.bus.modules},
+                "at_latch": {m.name: m.truth_at_latch for m in self.bus.modules},
                 "t_us": max([m.truth_t for m in self.bus.modules] or [0])}  # integrated to
 
     def op_counters(self, reset=False):

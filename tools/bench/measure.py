@@ -18,6 +18,7 @@ def boot(m, t):
     m.live_n = 0
     m.live_start = t
     m.last_latch = t
+    m.truth_at_latch = [m.truth_wh(ch)[0] for ch in range(m.n_i)]   # for the tests
     m.snap_exp = [0.0, 0.0, 0.0]
     m.last_window = None  # (u, [i], [p], [q]) published at the last commit, for 'stuck'
     m.last_commit = None
@@ -176,6 +177,7 @@ def latch(m, t):
     m.live_n = 0
     m.live_start = t
     m.last_latch = t
+    m.truth_at_latch = [m.truth_wh(ch)[0] for ch in range(m.n_i)]   # for the tests
 
 
 def capture_page(m, out, t):

@@ -96,6 +96,7 @@ class RbAmpModule:
         self.truth_t = None
         self.truth_imp = [0.0, 0.0, 0.0]  # W*us, integrated in world time
         self.truth_exp = [0.0, 0.0, 0.0]
+        self.truth_at_latch = None        # import Wh per channel at the last good latch
         self.boots = 0
         self.plugged = True
         self.reset_nack_pending = False
