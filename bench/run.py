@@ -71,7 +71,16 @@ def report(suite, text):
         json.dump(figures, f, indent=1, sort_keys=True)
 
 
-SUITES = {"driver": driver, "node": node}
+def sleep():
+    """bench/sleep_wake.py (about a minute: 20 wakes with MQTT)."""
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "sleep_wake.py")],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if p.returncode:
+        raise SystemExit("sleep benchmark failed:\n%s" % p.stdout[-3000:])
+    return p.stdout
+
+
+SUITES = {"driver": driver, "node": node, "sleep": sleep}
 
 
 def main(argv):

@@ -198,3 +198,45 @@ def check_published(rec, doc):
                         for d in disc)
     status = [m.text for m in rec.msgs if m.topic == "rbnode/sl1/status"]
     assert status[-1] == "asleep" and "offline" not in status, status[-12:]
+
+
+def test_stay_awake_flag_keeps_the_node_up_until_released(tmp_path):
+    """A retained stay_awake "on" keeps the woken node up: it books a period every period_s
+    and answers commands; the stay_awake command {"on": false} updates the flag and the node
+    goes back to deep sleep, with a clean "asleep"."""
+    path = os.path.join(str(tmp_path), "scenario.json")
+    with open(path, "w") as f:
+        json.dump(scenario("energy_bench.json"), f)
+    bench = hostenv.BenchProcess(path)
+    ctl = bench.client()
+    broker = Broker()
+    cfg = net_config(broker, mode="sleep", period_s=10, modules=MODULES[:1])
+    node = HostNode(str(tmp_path), bench.address, cfg, bench_client=ctl)
+    ctl.set_load(module="ui3", ch=0, load=800)
+    try:
+        with Recorder(broker) as rec:
+            for _ in range(2):                      # the cold boot, then an ordinary wake
+                out = node.start(stdout=subprocess.PIPE).communicate(timeout=60)[0].decode()
+                assert node.finish() is not None and "staying awake" not in out, out
+            rec.publish("rbnode/sl1/stay_awake", "on", retain=True)
+            p = node.start(stdout=subprocess.PIPE)
+            for wake in (3, 4):                     # periods booked while it stays up
+                rec.wait(lambda m: m.topic == "rbnode/sl1/ui3/period" and
+                         m.json()["wake"] == wake, timeout=30, what="period of wake %d" % wake)
+            assert p.poll() is None
+            rec.publish("rbnode/sl1/cmd/stay_awake", '{"id": "m1", "on": false}')
+            res = rec.wait(lambda m: m.topic == "rbnode/sl1/result", timeout=10).json()
+            assert res["ok"] and res["id"] == "m1", res
+            out = p.communicate(timeout=30)[0].decode()
+            assert node.finish() is not None, out      # deep sleep again
+            rec.wait(lambda m: m.topic == "rbnode/sl1/stay_awake" and m.text == "off",
+                     timeout=5, what="the flag, off")  # the next wake sleeps at once
+            status = [m.text for m in rec.msgs if m.topic == "rbnode/sl1/status"]
+            assert status[-1] == "asleep", status
+            assert "staying awake" in out and "Traceback" not in out, out
+            powers = [m.json()["avg_w"][0] for m in rec.msgs if m.topic.endswith("/period")]
+            assert all(abs(w - 800) < 1 for w in powers[1:]), powers
+    finally:
+        node.kill()
+        bench.stop()
+        broker.stop()

@@ -63,7 +63,8 @@ class Node:
         self.boot_totals = {k: [(c[0], c[1]) for c in v["ch"]]
                             for k, v in self.ledger.meters.items()}
         specs = self.cfg["modules"]
-        found = self._scan()
+        # a sleep-mode wake skips the bus scan (112 address probes) when modules are named
+        found = [] if keep_reset and specs else self._scan()
         if not specs:
             specs = [self._auto_spec(a) for a in found]
             log.info("node", "no modules in config.json: using the %d found on the bus", len(specs))

@@ -8,6 +8,7 @@ from rbnode import discovery
 from rbnode.commands import CommandError, parse
 from rbnode.integrate import kwh, parse_kwh_uwh
 from rbnode.outbox import Outbox
+from rbnode.backlog import Backlog
 
 
 def test_outbox_values_coalesce_records_drop_oldest_results_kept():
@@ -185,6 +186,50 @@ def test_ca_file_pem_becomes_der():
     eq(str(e), "mqtt.ca_file: a PEM certificate without its END line")
     e = raises(ValueError, ca_der, b"-----BEGIN CERTIFICATE-----\nA\n-----END CERTIFICATE-----")
     eq(str(e), "mqtt.ca_file: the PEM certificate is not valid base64")
+
+
+def _exists(path):
+    import os
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False
+
+
+def _recs(a, b):
+    return [("rbnode/n/m/period", '{"wake": %d}' % i) for i in range(a, b)]
+
+
+def test_backlog_keeps_order_bound_and_survives_a_torn_append():
+    import os
+    for f in ("bl.jsonl", "bl.jsonl.new"):
+        try:
+            os.remove(f)
+        except OSError:
+            pass
+    b = Backlog("bl.jsonl", 10)
+    eq(len(b), 0)
+    eq(list(b.records()), [])
+    b.append(_recs(0, 4))
+    b.append(_recs(4, 6))
+    eq(list(Backlog("bl.jsonl", 10).records()), _recs(0, 6))     # from flash, in order
+    b.consume(2)                                                 # two delivered
+    eq(list(b.records()), _recs(2, 6))
+    b.append(_recs(6, 15))                                       # 13 > 10: oldest 3 go
+    eq(list(b.records()), _recs(5, 15))
+    eq((len(b), b.dropped), (10, 3))
+    with open("bl.jsonl", "a") as f:                             # a power cut mid-append
+        f.write('rbnode/n/m/period {"wake": 1')
+    b2 = Backlog("bl.jsonl", 20)
+    eq((len(b2), b2.dropped), (10, 1))
+    b2.append(_recs(15, 16))                                     # ends the torn line first
+    eq(list(Backlog("bl.jsonl", 20).records()), _recs(5, 16))
+    b2.consume(11)
+    eq((len(b2), _exists("bl.jsonl")), (0, False))        # nothing left: no file
+    b0 = Backlog("bl.jsonl", 0)                                  # store and forward off
+    b0.append(_recs(0, 2))
+    eq((b0.dropped, _exists("bl.jsonl")), (2, False))
 
 
 run(globals())
