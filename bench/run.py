@@ -50,13 +50,22 @@ def driver():
     return text
 
 
-def node():
-    """bench/node_heap.py (about 20 minutes: a 5-minute run, 150 s probes, a 5-minute check)."""
-    p = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "node_heap.py")],
+def _script(name):
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "bench", name)],
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if p.returncode:
-        raise SystemExit("node benchmark failed:\n%s" % p.stdout[-3000:])
+        raise SystemExit("benchmark %s failed:\n%s" % (name, p.stdout[-3000:]))
     return p.stdout
+
+
+def node():
+    """bench/node_heap.py (about 20 minutes: a 5-minute run, 150 s probes, a 5-minute check)."""
+    return _script("node_heap.py")
+
+
+def sleep():
+    """bench/sleep_wake.py (about a minute: 20 wakes with MQTT)."""
+    return _script("sleep_wake.py")
 
 
 def report(suite, text):

@@ -69,14 +69,17 @@ def net_config(broker, **kw):
                        sleep={"awake_s": AWAKE_S}, **kw)
 
 
-@pytest.mark.xdist_group("long")   # 100 wakes with WiFi association: 4 min, mostly waiting
-def test_hundred_sleep_cycles_count_every_wh(tmp_path):
+def bench_and_broker(tmp_path):
     path = os.path.join(str(tmp_path), "scenario.json")
     with open(path, "w") as f:
         json.dump(scenario("energy_bench.json"), f)
     bench = hostenv.BenchProcess(path)
-    ctl = bench.client()
-    broker = Broker()
+    return bench, bench.client(), Broker()
+
+
+@pytest.mark.xdist_group("long")   # 100 wakes with WiFi association: 4 min, mostly waiting
+def test_hundred_sleep_cycles_count_every_wh(tmp_path):
+    bench, ctl, broker = bench_and_broker(tmp_path)
     rec = Recorder(broker)
     rec.connect()
     cfg = net_config(broker, mode="sleep", period_s=PERIOD_S, save_s=SAVE_S, modules=MODULES)
@@ -204,12 +207,7 @@ def test_stay_awake_flag_keeps_the_node_up_until_released(tmp_path):
     """A retained stay_awake "on" keeps the woken node up: it books a period every period_s
     and answers commands; the stay_awake command {"on": false} updates the flag and the node
     goes back to deep sleep, with a clean "asleep"."""
-    path = os.path.join(str(tmp_path), "scenario.json")
-    with open(path, "w") as f:
-        json.dump(scenario("energy_bench.json"), f)
-    bench = hostenv.BenchProcess(path)
-    ctl = bench.client()
-    broker = Broker()
+    bench, ctl, broker = bench_and_broker(tmp_path)
     cfg = net_config(broker, mode="sleep", period_s=10, modules=MODULES[:1])
     node = HostNode(str(tmp_path), bench.address, cfg, bench_client=ctl)
     ctl.set_load(module="ui3", ch=0, load=800)
