@@ -28,8 +28,10 @@ from . import log
 
 CONNECT_TIMEOUT_S = 120     # one connect attempt: WiFi association (60 s on ESP32) + broker
 GOODBYE_TIMEOUT_S = 5
-INFLIGHT = 4                # outbox messages published at once (mqtt_as polls a PUBACK
-                            # every 100 ms: one at a time, QoS 1 would go at 10 a second)
+INFLIGHT = 4                # outbox messages published at once, one per topic (mqtt_as
+                            # polls a PUBACK every 100 ms: one at a time, QoS 1 would go at
+                            # 10 a second; one per topic, as a reconnect may resend them in
+                            # any order and the newest value of a topic must arrive last)
 
 
 def backoff_ms(attempt, lo_s, hi_s):
@@ -107,7 +109,7 @@ class Link:
         self.client = None
         self._ready = asyncio.Event()   # set once the birth is out, cleared on an outage
         self.quick = False              # first connect without the WiFi integrity check
-        self._inflight = 0              # outbox messages being published
+        self._inflight = []             # topics of the outbox messages being published
         self._leaving = False           # goodbye() said: the disconnect is ours
 
     # ---- the connection -----------------------------------------------------------------------
@@ -217,9 +219,9 @@ class Link:
         while True:
             await self._ready.wait()                        # the birth goes first
             msg = await box.get()
-            while self._inflight >= INFLIGHT:
+            while len(self._inflight) >= INFLIGHT or msg[0] in self._inflight:
                 await asyncio.sleep_ms(5)
-            self._inflight += 1
+            self._inflight.append(msg[0])
             # in order: mqtt_as sends under a lock that serves its waiters first come first
             asyncio.create_task(self._publish(c, msg))
 
@@ -228,7 +230,7 @@ class Link:
             await c.publish(*msg)               # waits (and retries) while offline
             self.published += 1
         finally:
-            self._inflight -= 1
+            self._inflight.remove(msg[0])
 
     async def ready(self):
         """Until connected with the birth out."""
