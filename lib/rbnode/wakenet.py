@@ -8,7 +8,7 @@
 deliver(): connect (WiFi association, broker; the first time only), then, oldest first, the
 records kept on flash by earlier wakes and this wake's period records and events (QoS 1:
 each counts as delivered when the broker acknowledged it), then the retained values
-(discovery when asked, states read at this wake, energy totals, health). Whatever was not
+(discovery when asked, states read just before, energy totals, health). Whatever was not
 acknowledged when the budget runs out stays in the backlog for the next wake. Totals are
 retained values: the newest goes, so an outage never costs energy.
 
@@ -72,6 +72,8 @@ class WakeNet:
             await asyncio.sleep_ms(20)
         if discovery:                          # the values go out meanwhile (the outbox)
             pub.publish_discovery()
+        for m in self.node.metering.members():  # the RT values now, for the state message
+            m.snapshot()
         pub.publish_values()
         kept = self.backlog.records()
         try:
