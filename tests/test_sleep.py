@@ -66,7 +66,7 @@ def logged_periods(text):
 def net_config(broker, **kw):
     return base_config(node={"id": "sl1", "name": "sleeper"}, wifi={"ssid": "ap", "password": "pw"},
                        mqtt={"host": broker.host, "port": broker.port},
-                       sleep={"awake_s": AWAKE_S}, **kw)
+                       sleep=dict({"awake_s": AWAKE_S}, **kw.pop("sleep", {})), **kw)
 
 
 def bench_and_broker(tmp_path):
@@ -238,3 +238,70 @@ def test_stay_awake_flag_keeps_the_node_up_until_released(tmp_path):
         node.kill()
         bench.stop()
         broker.stop()
+
+
+def test_early_wake_on_a_power_threshold(tmp_path):
+    """sleep.wake_pin + sleep.wake_w: a module whose power rises above wake_w holds the DRDY
+    line low and the board wakes before the period is due (the runner ends the sleep when the
+    bench holds the pin). The early wake books the period like any other and publishes a
+    threshold event; the next sleep is on the timer only (one early wake per period); a
+    module already above the threshold is not armed; every wake leaves the line free."""
+    bench, ctl, broker = bench_and_broker(tmp_path)
+    cfg = net_config(broker, mode="sleep", period_s=PERIOD_S, modules=MODULES,
+                     sleep={"awake_s": AWAKE_S, "wake_pin": 4, "wake_w": 1000})
+    node = HostNode(str(tmp_path), bench.address, cfg, bench_client=ctl)
+    for name, load in (("ui3", 300), ("basic-pv", 200), ("standard", 2000)):
+        ctl.set_load(module=name, ch=0, load=load)
+    plan = {(1, 40000): ("ui3", 1500),       # first sleep: ui3 rises 40 s in -> early wake
+            (2, 0): ("standard", 100),        # timer-only sleep: standard drops
+            (3, 10000): ("standard", 3000)}   # armed again: standard rises -> early wake
+
+    def sleep(ms):
+        act = plan.get((len(node.boots), node.slept_ms))
+        if act:
+            ctl.set_load(module=act[0], ch=0, load=act[1])
+        ctl.fast_forward(ms=ms)
+    node.during_sleep = sleep
+    logs, slept = [], []
+    try:
+        with Recorder(broker) as rec:
+            for _ in range(4):
+                logs.append(node.start(stdout=subprocess.PIPE).communicate(timeout=60)[0].decode())
+                assert "Traceback" not in logs[-1], logs[-1]
+                if not logs[1:]:
+                    base = ctl.truth()["at_latch"]
+                assert ctl.pin_level(pin=4)["level"] == 1, logs[-1]    # the line is free
+                assert node.finish() is not None, logs[-1]
+                slept.append(node.slept_ms)
+            ends = [b[2] for b in node.boots]
+            rec.wait(lambda m: m.topic == "rbnode/sl1/events" and
+                     m.json()["module"] == "standard", timeout=5, what="standard's event")
+            events = [m.json() for m in rec.msgs if m.topic == "rbnode/sl1/events"]
+            at_latch = ctl.truth()["at_latch"]
+            periods = [m.json() for m in rec.msgs if m.topic.endswith("/period")]
+    finally:
+        node.kill()
+        bench.stop()
+        broker.stop()
+    # cold boot: ui3 and basic-pv armed, standard (2000 W) not; the wake came 40.0-40.4 s in
+    assert "early wake armed above 1000 W on ui3, basic-pv" in logs[0], logs[0]
+    assert "not armed on standard" in logs[0], logs[0]
+    assert ends[0].endswith(" ext0 4 0") and ends[2].endswith(" ext0 4 0"), ends
+    assert "early wake: above 1000 W: ui3" in logs[1], logs[1]
+    assert "timer only" in logs[1] and "ext0" not in ends[1], ends  # one early wake per period
+    assert PERIOD_S * 1000 - AWAKE_S * 1000 - 1500 < int(ends[1].split()[1]) <= PERIOD_S * 1000
+    assert "not armed on ui3" in logs[2] and "armed above 1000 W on basic-pv, standard" in logs[2]
+    assert "early wake: above 1000 W: standard" in logs[3], logs[3]
+    assert [(e["kind"], e["module"], e["limit_w"]) for e in events] == [
+        ("threshold", "ui3", 1000), ("threshold", "standard", 1000)], events
+    assert 1490 < events[0]["w"] < 1520 and 2990 < events[1]["w"] < 3020, events
+    ui3 = [p for p in periods if p["module"] == "ui3"]
+    assert [p["wake"] for p in ui3] == [2, 3, 4]
+    assert 40000 <= slept[0] <= 40400 and 10000 <= slept[2] <= 10400, slept
+    awake = int(re.search(r"awake (\d+) ms", logs[0]).group(1))
+    assert 0 < ui3[0]["dt_ms"] - slept[0] < awake + 500, ui3[0]     # the early wake's period
+    got = totals(rtc_state(node))
+    for name, k in CHANNELS.items():
+        for ch in range(k):
+            want = at_latch[name][ch] - base[name][ch]
+            assert abs(got[name][ch] - want) <= max(1e-3 * want, 0.01), (name, ch, got, want)

@@ -20,6 +20,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from tools import hostenv  # noqa: E402
 
 PWRON, WDT, DEEPSLEEP, SOFT = 1, 3, 4, 5
+EXT0_WAKE, TIMER_WAKE = 2, 4       # machine.wake_reason() after a deep sleep
+PIN_STEP_MS = 200                  # a sleep with a wake pin: the line is checked this often
 DEVICE = os.path.join(hostenv.HOSTBOARD, "_device.py")
 
 
@@ -50,6 +52,7 @@ class HostNode:
         self.proc = None
         self.during_sleep = None   # fn(ms) that fast-forwards the bench itself (tests)
         self.cause = PWRON
+        self.wake = 0      # machine.wake_reason() of the next start
         self.boots = []  # (reset cause, exit code, next_boot)
         self.power_on()
 
@@ -63,8 +66,9 @@ class HostNode:
         self.cause = PWRON
 
     def start(self, stdout=None):
-        with open(os.path.join(self.board, "reset_cause"), "w") as f:
-            f.write(str(self.cause))
+        for name, v in (("reset_cause", self.cause), ("wake_reason", self.wake)):
+            with open(os.path.join(self.board, name), "w") as f:
+                f.write(str(v))
         try:
             os.remove(os.path.join(self.board, "next_boot"))
         except FileNotFoundError:
@@ -83,14 +87,10 @@ class HostNode:
             with open(p) as f:
                 nb = f.read().strip()
         self.boots.append((self.cause, rc, nb))
+        self.wake = 0
         if nb.startswith("deepsleep"):
-            ms = int(nb.split()[1] or 0)
-            if self.during_sleep is not None:
-                self.during_sleep(ms)
-            elif self.realtime_sleep or self.bench is None:
-                time.sleep(ms / 1000)
-            else:
-                self.bench.fast_forward(ms=ms)
+            w = nb.split()
+            self.wake = self._sleep(int(w[1]), (int(w[3]), int(w[4])) if len(w) > 4 else None)
             self.cause = DEEPSLEEP
         elif nb == "reset":
             self.cause = SOFT
@@ -99,6 +99,32 @@ class HostNode:
         else:
             return None
         return self.cause
+
+    def _forward(self, ms):
+        if self.during_sleep is not None:
+            self.during_sleep(ms)
+        elif self.realtime_sleep or self.bench is None:
+            time.sleep(ms / 1000)
+        else:
+            self.bench.fast_forward(ms=ms)
+
+    def _sleep(self, ms, ext0):
+        """The deep sleep: ms of bench time; with an ext0 (pin, level) it ends early once the
+        bench holds that line at that level (checked every PIN_STEP_MS, and at once).
+        Returns the wake reason; `slept_ms` says how long it was."""
+        self.slept_ms = 0
+        if ext0 is None or self.bench is None:
+            self._forward(ms)
+            self.slept_ms = ms
+            return TIMER_WAKE
+        pin, level = ext0
+        while self.slept_ms < ms:
+            if self.bench.pin_level(pin=pin)["level"] == level:
+                return EXT0_WAKE
+            k = min(PIN_STEP_MS, ms - self.slept_ms)
+            self._forward(k)
+            self.slept_ms += k
+        return TIMER_WAKE
 
     def kill(self):
         if self.proc and self.proc.poll() is None:

@@ -66,6 +66,8 @@ ERR_PARAM = const(0xFE)
 ERR_UNHANDLED = const(0xFF)
 
 EV_PERIOD_READY = const(0x01)
+EV_THRESH_I = const(0x02)
+EV_THRESH_P = const(0x04)
 EV_ERROR = const(0x08)
 EV_RESET = const(0x20)
 

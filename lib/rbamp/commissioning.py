@@ -194,6 +194,9 @@ class Commissioning:
     def set_event_mask(self, mask):
         self.io.write_u8(R.EVENT_MASK, mask & 0x3F)
 
+    def read_event_mask(self):
+        return self.io.read_u8(R.EVENT_MASK)
+
     def set_thresholds(self, current_a=None, power_w=None):
         """THRESH_I_HI (0.01 A) / THRESH_P_HI (W); None disables. Low byte first (§12)."""
         for reg, v, scale in ((R.THRESH_I_HI, current_a, 100), (R.THRESH_P_HI, power_w, 1)):

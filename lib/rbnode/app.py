@@ -119,27 +119,35 @@ def _sleep_mode(node, board, crashes):
     """One wake of the battery logger, then deep sleep. A wake that completes is a healthy
     run: it clears the crash count."""
     board.watchdog(node.cfg["watchdog_s"])      # a wake that hangs is reset
-    ok, ms = _supervised(node, board, crashes, lambda: asyncio.run(_wake(node, board)))
+    ok, sleep = _supervised(node, board, crashes, lambda: asyncio.run(_wake(node, board)))
     if not ok:
         return None
     if crashes:
         _remove(CRASH_COUNT)
-    log.info("sleep", "sleeping %d ms", ms)
-    board.deepsleep(ms)
+    ms, pin = sleep
+    log.info("sleep", "sleeping %d ms%s", ms, "" if pin is None else
+             ", or until GPIO %d goes LOW" % pin)
+    board.deepsleep(ms, pin)
 
 
 async def _wake(node, board):
-    """The energy cycle (sleeper.py), then the network step (wakenet.py) within
-    sleep.awake_s; kept awake while the stay_awake flag is on. Returns the ms to sleep."""
+    """The energy cycle (sleeper.py), the early-wake line released (wakeline.py), then the
+    network step (wakenet.py) within sleep.awake_s; kept awake while the stay_awake flag is
+    on. Returns (ms to sleep, the pin that may end the sleep early or None)."""
     from time import ticks_diff, ticks_ms
     from .sleeper import Sleeper
+    from .wakeline import WakeLine
     cfg = node.cfg
     asyncio.create_task(_feed(board))
     sleeper = Sleeper(node)
     await sleeper.cycle()
+    line = WakeLine(board, cfg["sleep"], early=sleeper.cause == "deepsleep" and
+                    board.wake_reason() == "pin")
+    line.disarm(sleeper.members, node.hub)
     net = _wake_network(node, cfg, sleeper)
     if net is None:
-        return sleeper.sleep_ms()
+        pin = line.arm(sleeper.members)
+        return sleeper.sleep_ms(), pin
     budget = cfg["sleep"]["awake_s"] * 1000
     t = ticks_ms()
     day = max(1, 86400 // cfg["period_s"])      # discovery: after a cold boot, then daily
@@ -153,12 +161,14 @@ async def _wake(node, board):
                  sleeper.sleep_ms())
         await asyncio.sleep_ms(sleeper.sleep_ms())
         await sleeper.cycle()
+        line.early = False                       # a whole period went by awake
         t = ticks_ms()
         await net.deliver(budget)
     await net.close(max(500, budget - ticks_diff(ticks_ms(), t)))
     log.info("sleep", "wake #%d: %d record(s) delivered, %d in the backlog, awake %d ms",
              sleeper.wakes, net.sent, len(net.backlog), ticks_diff(ticks_ms(), sleeper.t0))
-    return sleeper.sleep_ms()
+    pin = line.arm(sleeper.members)
+    return sleeper.sleep_ms(), pin
 
 
 async def _feed(board):

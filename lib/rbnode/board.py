@@ -67,8 +67,28 @@ class Board:
     def reset(self):
         machine.reset()
 
-    def deepsleep(self, ms):
+    def deepsleep(self, ms, wake_pin=None):
+        """Deep sleep for ms; with wake_pin, also wake when that line is held LOW (ESP32
+        ext0: an RTC-capable GPIO). Boards without it (RP2040) wake on the timer only."""
+        if wake_pin is not None:
+            try:
+                import esp32
+                esp32.wake_on_ext0(machine.Pin(wake_pin, machine.Pin.IN), esp32.WAKEUP_ALL_LOW)
+            except (ImportError, ValueError) as e:   # no esp32 module; not an RTC GPIO
+                print("deep sleep: no wake on GPIO %d (%s): the timer only" % (wake_pin, e))
         machine.deepsleep(ms)
+
+    def wake_reason(self):
+        """After a deep-sleep wake: "pin" (ext0), "timer", or None (unknown, not a wake)."""
+        fn = getattr(machine, "wake_reason", None)
+        r = fn() if fn else None
+        if r == getattr(machine, "EXT0_WAKE", 2):
+            return "pin"
+        return "timer" if r == getattr(machine, "TIMER_WAKE", 4) else None
+
+    @staticmethod
+    def pin_level(n):
+        return machine.Pin(n, machine.Pin.IN).value()
 
     def unique_id(self):
         return "".join("%02x" % b for b in machine.unique_id())

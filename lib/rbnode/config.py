@@ -86,6 +86,8 @@ SCHEMA = {
     "sleep": ("sub", None, {
         "awake_s": ("int", 20, (3, 300)),
         "backlog": ("int", 500, (0, 5000)),
+        "wake_pin": ("pin", None, None),
+        "wake_w": ("opt_int", None, (1, 65534)),
     }),
     "watchdog_s": ("int", 30, (0, 3600)),
 }
@@ -303,6 +305,12 @@ def _cross_checks(cfg, errs):
     if cfg["mode"] == "sleep" and sl["awake_s"] >= cfg["period_s"]:
         errs.append("sleep.awake_s = %d: must be shorter than period_s = %d (a wake must end "
                     "before the next one is due)" % (sl["awake_s"], cfg["period_s"]))
+    if (sl["wake_pin"] is None) != (sl["wake_w"] is None):
+        errs.append("sleep.%s: set sleep.wake_pin and sleep.wake_w together (the early wake "
+                    "needs both the line and the threshold), or neither"
+                    % ("wake_w" if sl["wake_w"] is None else "wake_pin"))
+    if sl["wake_pin"] is not None and sl["wake_pin"] in (i2c["sda"], i2c["scl"]):
+        errs.append("sleep.wake_pin = %d: the same GPIO is an I2C pin" % sl["wake_pin"])
     if link["action"] == "sleep" and cfg["mode"] != "sleep":
         errs.append("link.action = \"sleep\": only in mode \"sleep\" (use \"reset\" or \"none\")")
     if cfg["mqtt"]["host"] and not cfg["wifi"]["ssid"]:

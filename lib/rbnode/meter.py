@@ -94,6 +94,7 @@ class Meter:
             self.uid = dev.read_uid().hex() if v13 else None
             if v13 and not keep_reset:
                 dev.clear_event_flags(R.EV_RESET)   # from now on a set bit means a reboot
+                dev.set_event_mask(0)   # no alarm armed by sleep mode holds the DRDY line
             self._check_identity(dev)
             self._apply(dev)
         except RbAmpError as e:

@@ -13,6 +13,9 @@ HARD_RESET = 2
 WDT_RESET = 3
 DEEPSLEEP_RESET = 4
 SOFT_RESET = 5
+EXT0_WAKE = PIN_WAKE = 2      # machine.wake_reason() values as on the ESP32
+EXT1_WAKE = 3
+TIMER_WAKE = 4
 EXIT_DEEPSLEEP = 64
 EXIT_RESET = 65
 RTC_MEMORY_SIZE = 2048  # ESP32 RTC slow memory available to RTC.memory()
@@ -55,6 +58,15 @@ def reset_cause():
     return int(v) if v else PWRON_RESET
 
 
+def wake_reason():
+    """What ended the last deep sleep (the runner writes it): EXT0_WAKE, TIMER_WAKE, or 0."""
+    v = read_file("wake_reason")
+    return int(v) if v else 0
+
+
+ext0 = None   # (pin number, level) from esp32.wake_on_ext0(); this boot only, as on the chip
+
+
 def unique_id():
     uid = os.getenv("HOSTBOARD_UID")
     return bytes.fromhex(uid) if uid else b"\x24\x0a\xc4\x00\xbe\xef"
@@ -71,8 +83,9 @@ def _leave(kind, code):
 
 def deepsleep(ms=0):
     """The process ends; the runner fast-forwards the bench by ms and starts the node again
-    with reset_cause() == DEEPSLEEP_RESET. RTC memory is kept."""
-    _leave("deepsleep %d" % ms, EXIT_DEEPSLEEP)
+    with reset_cause() == DEEPSLEEP_RESET. RTC memory is kept. With an ext0 wake pin the
+    runner ends the sleep early when the bench holds that line at the level."""
+    _leave("deepsleep %d" % ms + (" ext0 %d %d" % ext0 if ext0 else ""), EXIT_DEEPSLEEP)
 
 
 def lightsleep(ms=0):

@@ -3,9 +3,9 @@
 # virtual rbAmp bench (tools/bench). See tools/hostboard/README.md.
 from umachine import *  # noqa: F401,F403  (mem8, idle, time_pulse_us, Signal, ...)
 
-from _board import (DEEPSLEEP_RESET, HARD_RESET, PWRON_RESET, RTC, SOFT_RESET, WDT,  # noqa
-                    WDT_RESET, deepsleep, lightsleep, reset, reset_cause, soft_reset,
-                    unique_id)
+from _board import (DEEPSLEEP_RESET, EXT0_WAKE, EXT1_WAKE, HARD_RESET, PIN_WAKE,  # noqa
+                    PWRON_RESET, RTC, SOFT_RESET, TIMER_WAKE, WDT, WDT_RESET, deepsleep,
+                    lightsleep, reset, reset_cause, soft_reset, unique_id, wake_reason)
 from _bench import attach as attach_bench  # noqa: F401  (host only: in-process bench)
 from _i2c import I2C, SoftI2C  # noqa: F401
 from _pin import Pin, disable_irq, enable_irq  # noqa: F401
