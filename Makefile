@@ -5,7 +5,14 @@ PYTEST  ?= $(PY) -m pytest
 DURATION ?=
 export DURATION
 
-.PHONY: setup run test bench clean
+BOARD   ?= ESP32_GENERIC
+PORT    ?=
+IMAGE   ?=
+CONFIG  ?= config.json
+export MPY_DIR FIRMWARE ERASE FS_SIZE
+
+.PHONY: setup run test bench clean firmware fs-image merged flash deploy dev config-check \
+	manifest-check stubcheck checks
 
 setup:
 	@tools/setup.sh
@@ -21,3 +28,33 @@ bench: setup
 
 clean:
 	rm -rf build .hostboard .pytest_cache
+
+# ---- firmware image and tools (README, "Firmware image") -------------------------------
+firmware: setup
+	@$(PY) tools/firmware.py $(BOARD)
+
+fs-image: setup
+	@$(PY) tools/fsimage.py image $(BOARD) $(if $(wildcard $(CONFIG)),--config $(CONFIG))
+
+merged: setup
+	@$(PY) tools/fsimage.py merged $(BOARD) "$(FIRMWARE)" $(if $(wildcard $(CONFIG)),--config $(CONFIG))
+
+flash: setup
+	@$(PY) tools/device.py flash $(BOARD) "$(PORT)" $(IMAGE)
+
+deploy: setup
+	@$(PY) tools/device.py deploy "$(PORT)"
+
+dev: setup
+	@$(PY) tools/device.py dev "$(PORT)"
+
+config-check: setup
+	@$(PY) tools/checkconfig.py $(CONFIG)
+
+manifest-check: setup
+	@$(PY) tools/manifest.py check
+
+stubcheck: setup
+	@$(PY) tools/stubcheck.py
+
+checks: manifest-check stubcheck

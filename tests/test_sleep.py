@@ -250,8 +250,6 @@ def test_early_wake_on_a_power_threshold(tmp_path):
     cfg = net_config(broker, mode="sleep", period_s=PERIOD_S, modules=MODULES,
                      sleep={"awake_s": AWAKE_S, "wake_pin": 4, "wake_w": 1000})
     node = HostNode(str(tmp_path), bench.address, cfg, bench_client=ctl)
-    for name, load in (("ui3", 300), ("basic-pv", 200), ("standard", 2000)):
-        ctl.set_load(module=name, ch=0, load=load)
     plan = {(1, 40000): ("ui3", 1500),       # first sleep: ui3 rises 40 s in -> early wake
             (2, 0): ("standard", 100),        # timer-only sleep: standard drops
             (3, 10000): ("standard", 3000)}   # armed again: standard rises -> early wake
@@ -264,6 +262,8 @@ def test_early_wake_on_a_power_threshold(tmp_path):
     node.during_sleep = sleep
     logs, slept = [], []
     try:
+        for name, load in (("ui3", 300), ("basic-pv", 200), ("standard", 2000)):
+            ctl.set_load(module=name, ch=0, load=load)
         with Recorder(broker) as rec:
             for _ in range(4):
                 logs.append(node.start(stdout=subprocess.PIPE).communicate(timeout=60)[0].decode())

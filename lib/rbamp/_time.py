@@ -5,7 +5,7 @@ except ImportError:  # CPython (Linux SBC with smbus2)
     import time as _t
 
     def ticks_ms():
-        return int(_t.monotonic() * 1000)
+        return int(_t.monotonic() * 1000)  # pyright: ignore[reportAttributeAccessIssue]
 
     def ticks_diff(a, b):
         return a - b

@@ -11,7 +11,7 @@ Each method is one combined transaction (i2c_rdwr), like the MicroPython port's 
 
 class SMBusI2C:
     def __init__(self, bus):
-        from smbus2 import i2c_msg  # imported here: not needed on MicroPython
+        from smbus2 import i2c_msg  # pyright: ignore[reportMissingImports] (CPython only)
         self.bus = bus
         self._msg = i2c_msg
 

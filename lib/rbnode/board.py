@@ -72,7 +72,7 @@ class Board:
         ext0: an RTC-capable GPIO). Boards without it (RP2040) wake on the timer only."""
         if wake_pin is not None:
             try:
-                import esp32
+                import esp32  # pyright: ignore[reportMissingImports] (ESP32 only)
                 esp32.wake_on_ext0(machine.Pin(wake_pin, machine.Pin.IN), esp32.WAKEUP_ALL_LOW)
             except (ImportError, ValueError) as e:   # no esp32 module; not an RTC GPIO
                 print("deep sleep: no wake on GPIO %d (%s): the timer only" % (wake_pin, e))

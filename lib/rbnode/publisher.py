@@ -23,7 +23,10 @@ import random
 import sys
 from time import ticks_add, ticks_diff, ticks_ms
 
-from . import __version__ as VERSION
+try:                                      # the image's version, stamped at build time
+    from rbnode_version import VERSION    # (tools/deps.py); running from source: the package's
+except ImportError:
+    from . import __version__ as VERSION
 from . import log
 from . import discovery
 from .commands import Commands

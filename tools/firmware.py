@@ -1,0 +1,104 @@
+"""Build the firmware image: MicroPython with lib/rbamp, lib/rbnode and mqtt_as frozen.
+
+    python tools/firmware.py BOARD          # make firmware BOARD=ESP32_GENERIC MPY_DIR=...
+
+BOARD: ESP32_GENERIC, ESP32_GENERIC_S3, RPI_PICO_W or unix (host build). MPY_DIR: a
+MicroPython checkout (v1.29) with its submodules. The port's usual toolchain: ESP-IDF
+(idf.py, after `. $IDF_PATH/export.sh`) for ESP32, the Arm GCC toolchain and cmake for
+RP2040, gcc for unix. Output: build/<BOARD>/firmware-<version>.bin (ESP32: write it at the
+board's offset with `make flash`), .uf2 (RP2040: copy it to the RPI-RP2 drive), or the unix
+`micropython` binary.
+"""
+import os
+import shutil
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tools import boards, deps  # noqa: E402
+
+TOOLCHAIN = {
+    "esp32": [("idf.py", "ESP-IDF: install the version named in $MPY_DIR/ports/esp32/README.md"
+                         " and run `. $IDF_PATH/export.sh` in this shell")],
+    "rp2": [("arm-none-eabi-gcc", "the Arm GCC toolchain (Debian: apt-get install "
+                                  "gcc-arm-none-eabi libnewlib-arm-none-eabi)"),
+            ("cmake", "cmake (apt-get install cmake)")],
+    "unix": [("gcc", "a C compiler (apt-get install build-essential)"),
+             ("pkg-config", "pkg-config and libffi (apt-get install pkg-config libffi-dev)")],
+}
+OUTPUT = {"esp32": "firmware.bin", "rp2": "firmware.uf2", "unix": "micropython"}
+
+
+def problems(board, mpy_dir):
+    """What is missing to build, each with what to install (empty: ready)."""
+    out = []
+    b = boards.get(board)
+    if not mpy_dir:
+        return ["MPY_DIR is not set: clone MicroPython (git clone --branch v1.29.0 "
+                "https://github.com/micropython/micropython) and pass MPY_DIR=<that checkout>"]
+    port = os.path.join(mpy_dir, "ports", b["port"])
+    if not os.path.isfile(os.path.join(port, "Makefile")):
+        return ["MPY_DIR=%s is not a MicroPython checkout (no ports/%s/Makefile)"
+                % (mpy_dir, b["port"])]
+    if not os.path.isfile(os.path.join(mpy_dir, "lib", "micropython-lib", "README.md")):
+        out.append("%s/lib/micropython-lib is empty: run `make -C %s submodules BOARD=%s`"
+                   % (mpy_dir, port, board))
+    for exe, how in TOOLCHAIN[b["port"]]:
+        if shutil.which(exe) is None:
+            out.append("%s not found: install %s" % (exe, how))
+    return out
+
+
+def build(board, mpy_dir, jobs=None):
+    b = boards.get(board)
+    missing = problems(board, mpy_dir)
+    if missing:
+        raise SystemExit("cannot build %s:\n  - %s" % (board, "\n  - ".join(missing)))
+    dep_dir = deps.prepare()
+    version = deps.version()
+    out_dir = os.path.join(boards.ROOT, "build", board)
+    mp_build = os.path.join(out_dir, "mp")
+    env = dict(os.environ, RBNODE_DEPS=dep_dir)
+    jobs = ["-j%d" % (jobs or os.cpu_count() or 2)]
+    print("[firmware] %s %s: mpy-cross" % (board, version), flush=True)
+    subprocess.run(["make", "-C", os.path.join(mpy_dir, "mpy-cross")] + jobs, check=True)
+    args = ["make", "-C", os.path.join(mpy_dir, "ports", b["port"]), "BUILD=" + mp_build,
+            "FROZEN_MANIFEST=" + boards.manifest(board)] + jobs
+    args += ["VARIANT=standard"] if b["port"] == "unix" else ["BOARD=" + board]
+    print("[firmware] %s" % " ".join(args), flush=True)
+    subprocess.run(args, check=True, env=env)
+    src = os.path.join(mp_build, OUTPUT[b["port"]])
+    ext = {"bin": ".bin", "uf2": ".uf2"}.get(b["image"], "")
+    dst = os.path.join(out_dir, "firmware-%s%s" % (version, ext))
+    shutil.copy(src, dst)
+    print("[firmware] %s (%d bytes)" % (os.path.relpath(dst, boards.ROOT), os.path.getsize(dst)))
+    if b["image"] == "bin":
+        print("[firmware] flash it: make flash BOARD=%s PORT=/dev/ttyUSB0 (esptool writes it "
+              "at 0x%x)" % (board, b["offset"]))
+    return dst
+
+
+def newest(board):
+    """The newest built image of a board, or None."""
+    d = os.path.join(boards.ROOT, "build", board)
+    imgs = [os.path.join(d, f) for f in os.listdir(d) if f.startswith("firmware-")] \
+        if os.path.isdir(d) else []
+    return max(imgs, key=os.path.getmtime) if imgs else None
+
+
+def main(argv):
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0
+    try:
+        build(argv[0], os.environ.get("MPY_DIR"))
+    except deps.DepsError as e:
+        raise SystemExit("cannot build: %s" % e)
+    except subprocess.CalledProcessError as e:
+        raise SystemExit("the MicroPython build failed (exit %d): see the output above"
+                         % e.returncode)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
