@@ -24,12 +24,13 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from tools import boards  # noqa: E402
 
+NO_PERMISSION = ("no permission on {port}: add yourself to the dialout group "
+                 "(sudo usermod -aG dialout $USER) and log in again")
 HINTS = (("Wrong --chip argument", "the board on {port} is not a {chip}: choose its BOARD= "
                                    "(ESP32_GENERIC, ESP32_GENERIC_S3)"),
          ("Failed to connect", "no answer from the chip on {port}: hold BOOT while it resets, "
                                "or check the cable (a charge-only cable has no data lines)"),
-         ("Permission denied", "no permission on {port}: add yourself to the dialout group "
-                               "(sudo usermod -aG dialout $USER) and log in again"),
+         ("Permission denied", NO_PERMISSION),
          ("could not open port", "cannot open {port}: is another program (a serial monitor, "
                                  "mpremote) using it?"),
          ("failed to access", "cannot open {port}: is another program (a serial monitor) "
@@ -48,7 +49,7 @@ def check_port(port):
         raise DeviceError("serial port %s not found: is the board plugged in? (serial ports "
                           "here: %s)" % (port, ", ".join(serial_ports()) or "none"))
     if not os.access(port, os.R_OK | os.W_OK):
-        raise DeviceError(HINTS[2][1].format(port=port))
+        raise DeviceError(NO_PERMISSION.format(port=port))
 
 
 def serial_ports():

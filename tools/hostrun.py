@@ -53,6 +53,7 @@ class HostNode:
         self.during_sleep = None   # fn(ms) that fast-forwards the bench itself (tests)
         self.cause = PWRON
         self.wake = 0      # machine.wake_reason() of the next start
+        self.slept_ms = 0  # how long the last deep sleep lasted (bench time)
         self.boots = []  # (reset cause, exit code, next_boot)
         self.power_on()
 
