@@ -250,6 +250,8 @@ def test_early_wake_on_a_power_threshold(tmp_path):
     cfg = net_config(broker, mode="sleep", period_s=PERIOD_S, modules=MODULES,
                      sleep={"awake_s": AWAKE_S, "wake_pin": 4, "wake_w": 1000})
     node = HostNode(str(tmp_path), bench.address, cfg, bench_client=ctl)
+    start_w = {"ui3": 300, "basic-pv": 200, "standard": 2000}     # ch0; the others carry 0 W
+    end_w = {"ui3": 1500, "basic-pv": 200, "standard": 3000}
     plan = {(1, 40000): ("ui3", 1500),       # first sleep: ui3 rises 40 s in -> early wake
             (2, 0): ("standard", 100),        # timer-only sleep: standard drops
             (3, 10000): ("standard", 3000)}   # armed again: standard rises -> early wake
@@ -262,7 +264,7 @@ def test_early_wake_on_a_power_threshold(tmp_path):
     node.during_sleep = sleep
     logs, slept = [], []
     try:
-        for name, load in (("ui3", 300), ("basic-pv", 200), ("standard", 2000)):
+        for name, load in start_w.items():
             ctl.set_load(module=name, ch=0, load=load)
         with Recorder(broker) as rec:
             for _ in range(4):
@@ -294,14 +296,20 @@ def test_early_wake_on_a_power_threshold(tmp_path):
     assert "early wake: above 1000 W: standard" in logs[3], logs[3]
     assert [(e["kind"], e["module"], e["limit_w"]) for e in events] == [
         ("threshold", "ui3", 1000), ("threshold", "standard", 1000)], events
-    assert 1490 < events[0]["w"] < 1520 and 2990 < events[1]["w"] < 3020, events
+    # the power of the newest RT window at the wake: it may be the one the step fell in
+    assert 1000 < events[0]["w"] < 1520 and 1000 < events[1]["w"] < 3020, events
     ui3 = [p for p in periods if p["module"] == "ui3"]
     assert [p["wake"] for p in ui3] == [2, 3, 4]
     assert 40000 <= slept[0] <= 40400 and 10000 <= slept[2] <= 10400, slept
     awake = int(re.search(r"awake (\d+) ms", logs[0]).group(1))
     assert 0 < ui3[0]["dt_ms"] - slept[0] < awake + 500, ui3[0]     # the early wake's period
+    # A latch closes whole RT windows: at the primer and at the last latch the module's
+    # periods and the truth at the latch instant may differ by up to one 200 ms window of the
+    # power then (small against 0.1 % in the 100-wake test; not here, ~30 Wh in all)
     got = totals(rtc_state(node))
     for name, k in CHANNELS.items():
         for ch in range(k):
             want = at_latch[name][ch] - base[name][ch]
-            assert abs(got[name][ch] - want) <= max(1e-3 * want, 0.01), (name, ch, got, want)
+            window = 0.2 * (start_w[name] + end_w[name]) / 3600 if ch == 0 else 0
+            assert abs(got[name][ch] - want) <= max(1e-3 * want, 0.01) + window, (
+                name, ch, got, want)
