@@ -39,9 +39,14 @@ def _sha256(path):
         return hashlib.sha256(f.read()).hexdigest()
 
 
+def package_version(pkg):
+    """__version__ of lib/<pkg>/__init__.py."""
+    with open(os.path.join(ROOT, "lib", pkg, "__init__.py")) as f:
+        return re.search(r'__version__ = "([^"]+)"', f.read()).group(1)
+
+
 def version():
-    with open(os.path.join(ROOT, "lib", "rbnode", "__init__.py")) as f:
-        v = re.search(r'__version__ = "([^"]+)"', f.read()).group(1)
+    v = package_version("rbnode")
     try:
         sha = subprocess.run(["git", "describe", "--always", "--dirty=.dirty", "--abbrev=7",
                               "--exclude", "*"], cwd=ROOT, capture_output=True, text=True,

@@ -12,7 +12,6 @@ esptool writes from flash address 0 (`make flash` knows a merged-*.bin). RP2040:
 flash address; copy it to the RPI-RP2 drive after the stock MicroPython .uf2.
 """
 import argparse
-import json
 import os
 import struct
 import subprocess
@@ -50,8 +49,9 @@ def files(board, config=None):
     with tempfile.TemporaryDirectory() as tmp:
         for target, src in read(dep_dir=deps.prepare()).files:
             dst = os.path.join(tmp, "m.mpy")
-            subprocess.run([mpy_cross(), "-march=" + arch, "-s", target, "-o", dst, src],
-                           check=True)
+            r = mpy_cross(src, target, arch, dst)
+            if r.returncode:
+                raise SystemExit("mpy-cross %s: %s" % (src, (r.stderr or r.stdout).strip()))
             with open(dst, "rb") as f:
                 out.append(("lib/" + target[:-3] + ".mpy", f.read()))
     for name in ("boot.py", "main.py"):

@@ -12,7 +12,6 @@ frozen module compiles with mpy-cross for each port's architecture (xtensawin fo
 ESP32-S3, armv6m for RP2040, x64 for the unix port). It prints the frozen .mpy sizes.
 """
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -120,11 +119,6 @@ def read(board=None, dep_dir=None):
     return m
 
 
-def _version(path):
-    with open(path) as f:
-        return re.search(r'__version__ = "([^"]+)"', f.read()).group(1)
-
-
 def check(compile_mpy=True, out=print):
     """All checks; returns the list of problems (empty: good)."""
     errs = []
@@ -154,7 +148,7 @@ def check(compile_mpy=True, out=print):
             errs.append("%s: the board manifest includes no port manifest" % name)
     want = app.metadata_kw.get("version")
     for pkg in ("rbnode", "rbamp"):
-        v = _version(os.path.join(lib, pkg, "__init__.py"))
+        v = deps.package_version(pkg)
         if v != want:
             errs.append("version: lib/%s says %s, firmware/manifest.py metadata says %s"
                         % (pkg, v, want))
@@ -174,9 +168,12 @@ def _untracked(paths):
             % os.path.relpath(p, ROOT) for p in sorted(paths) if p not in tracked]
 
 
-def mpy_cross():
+def mpy_cross(src, target, arch, dst):
+    """Compile one frozen module as the port's build does (source name = its target path)."""
     exe = os.path.join(os.path.dirname(sys.executable), "mpy-cross")
-    return exe if os.path.exists(exe) else "mpy-cross"
+    exe = exe if os.path.exists(exe) else "mpy-cross"
+    return subprocess.run([exe, "-march=" + arch, "-s", target, "-o", dst, src],
+                          capture_output=True, text=True)
 
 
 def _compile(files, out):
@@ -187,8 +184,7 @@ def _compile(files, out):
         for arch in sorted({b["arch"] for b in boards.BOARDS.values()}):
             for target, src in files:
                 dst = os.path.join(tmp, arch + ".mpy")
-                r = subprocess.run([mpy_cross(), "-march=" + arch, "-s", target, "-o", dst, src],
-                                   capture_output=True, text=True)
+                r = mpy_cross(src, target, arch, dst)
                 if r.returncode:
                     errs.append("mpy-cross -march=%s %s: %s" % (
                         arch, os.path.relpath(src, ROOT), (r.stderr or r.stdout).strip()))

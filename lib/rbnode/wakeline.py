@@ -25,7 +25,6 @@ class WakeLine:
         self.pin = sleep_cfg["wake_pin"]
         self.w = sleep_cfg["wake_w"]
         self.early = early          # this wake came from the line
-        self.tripped = []           # names of the modules whose threshold tripped
 
     @staticmethod
     def _capable(m):
@@ -43,6 +42,7 @@ class WakeLine:
         the line is free; those whose threshold flag is set give an event."""
         if self.pin is None:
             return
+        tripped = []
         for m in members:
             if not self._capable(m):
                 continue
@@ -51,15 +51,15 @@ class WakeLine:
                     continue
                 m.dev.set_event_mask(0)
                 if m.dev.read_event_flags() & EV_THRESH_P:
-                    self.tripped.append(m.name)
+                    tripped.append(m.name)
                     hub.events.put({"kind": "threshold", "module": m.name,
                                     "t": self.board.epoch(), "limit_w": self.w,
                                     "w": self._power_w(m)})
             except RbAmpError as e:
                 log.warning("sleep", "%s: early-wake flags unreadable (%s)", m.name, e)
         if self.early:
-            if self.tripped:
-                log.info("sleep", "early wake: above %d W: %s", self.w, ", ".join(self.tripped))
+            if tripped:
+                log.info("sleep", "early wake: above %d W: %s", self.w, ", ".join(tripped))
             else:
                 log.warning("sleep", "early wake on GPIO %d without a module above %d W: a DRDY "
                             "pulse? (the wake line needs its RC filter, CONFIG.md)", self.pin,
