@@ -2,7 +2,8 @@
 smallest `-X heapsize` at which the node runs the same scenario for 5 minutes.
 
 Scenario: tools/bench/scenarios/default.json (three modules, DRDY wired-OR) with the modules
-of config.example.json, period_s 10, save_s 30, log_level debug (heap figures are logged).
+of config.example.json, period_s 10, save_s 30, log_level debug (heap figures are logged),
+publishing to a private mosquitto through mqtt_as (discovery, states, periods, health).
 The unix port is 64-bit: objects take about twice the room they take on ESP32 / RP2040.
 """
 import json
@@ -14,10 +15,9 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-from tools import hostenv  # noqa: E402
-from tools.hostrun import HostNode  # noqa: E402
+from benchlib import ROOT, compile_libs, hostenv, remove
+from tools.broker import Broker
+from tools.hostrun import HostNode
 
 RUN_S = float(os.getenv("NODE_BENCH_S") or 300)
 PROBE_S = float(os.getenv("NODE_PROBE_S") or 150)   # long enough to fill the hub's feeds
@@ -26,25 +26,14 @@ PROBE_S = float(os.getenv("NODE_PROBE_S") or 150)   # long enough to fill the hu
 def config():
     with open(os.path.join(ROOT, "config.example.json")) as f:
         cfg = json.load(f)
-    cfg.update(log_level="debug", period_s=10, save_s=30, watchdog_s=0)
+    cfg.update(log_level="debug", period_s=10, save_s=30, watchdog_s=0,
+               node={"id": "heap", "name": "heap"}, wifi={"ssid": "ap", "password": "pw"})
+    cfg["mqtt"].update(host=BROKER.host, port=BROKER.port)
     return cfg
 
 
-def compile_libs():
-    """lib/rbamp and lib/rbnode as .mpy (mpy-cross -O1), as they are in the firmware image
-    (frozen bytecode needs even less RAM: it stays in flash)."""
-    out = tempfile.mkdtemp(prefix="node-mpy-")
-    mpyc = os.path.join(ROOT, ".venv", "bin", "mpy-cross")
-    for pkg in ("rbamp", "rbnode"):
-        os.makedirs(os.path.join(out, pkg))
-        for f in os.listdir(os.path.join(ROOT, "lib", pkg)):
-            if f.endswith(".py"):
-                subprocess.run([mpyc, "-O1", "-o", os.path.join(out, pkg, f[:-3] + ".mpy"),
-                                os.path.join(ROOT, "lib", pkg, f)], check=True)
-    return out
-
-
 MPY = None
+BROKER = None
 
 
 def run_node(seconds, heap=None):
@@ -72,10 +61,11 @@ def run_node(seconds, heap=None):
     finally:
         bench.stop()
     periods = len(re.findall(r"period: mains ok", text))
+    connects = text.count("link: connected")     # once: no reconnect for want of memory
     ok = alive and "MemoryError" not in text and "crashed" not in text and \
-        periods >= int(seconds // 10) - 2
-    print("  run %d s, heap %s: %s (%d periods%s%s)" % (
-        seconds, heap or "default", "ok" if ok else "FAILED", periods,
+        periods >= int(seconds // 10) - 2 and connects == 1
+    print("  run %d s, heap %s: %s (%d periods, %d connects%s%s)" % (
+        seconds, heap or "default", "ok" if ok else "FAILED", periods, connects,
         ", MemoryError" if "MemoryError" in text else "", "" if alive else ", process ended"),
         file=sys.stderr, flush=True)
     return ok, text
@@ -99,8 +89,17 @@ def smallest_heap(live, step=8 * 1024):
 
 
 def main():
-    global MPY
+    global MPY, BROKER
     MPY = compile_libs()
+    BROKER = Broker()
+    try:
+        measure()
+    finally:
+        BROKER.stop()
+        remove(MPY)
+
+
+def measure():
     ok, text = run_node(RUN_S)
     boot = re.search(r"heap after boot: (\d+) bytes used", text)
     peaks = [(int(a), int(b)) for a, b in re.findall(r"heap peak (\d+) bytes, live (\d+)", text)]
@@ -115,6 +114,7 @@ def main():
     if size is None:
         raise SystemExit("no heap size up to twice the live set ran the node for %d s" % RUN_S)
     print("node_min_heapsize_bytes: %d bytes" % size)
+    print("node_min_heapsize_kb: %d KB (3 modules, %d s)" % (size // 1024, RUN_S))
 
 
 if __name__ == "__main__":

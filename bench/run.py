@@ -1,36 +1,16 @@
-"""Benchmarks: `make bench`. Prints one `name: value unit` line per figure and writes them
-to build/bench/<suite>.json. Figures and their scenarios: bench/README.md."""
+"""Benchmarks: `make bench [SUITE=name]`. Prints one `name: value unit` line per figure and
+writes them to build/bench/<suite>.json (or $BENCH_OUT/<suite>.json). Figures and their scenarios: bench/README.md.
+
+Suites: driver (a minute), latency (3 minutes), energy (5 minutes), sleep (2 minutes),
+node (about 20 minutes: the smallest heap is found by bisection)."""
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-from tools import hostenv  # noqa: E402
-
-
-def run_mp(script, bench, args=(), path_extra=()):
-    env = hostenv.node_env(bench.address if bench else None, tempfile.mkdtemp(), None, path_extra)
-    p = hostenv.run_mp(script, args, env, timeout=600)
-    if p.returncode:
-        raise SystemExit("benchmark %s failed:\n%s" % (script, p.stdout))
-    return p.stdout
-
-
-def mpy_lib():
-    """lib/rbamp compiled with mpy-cross, as it would be frozen."""
-    out = tempfile.mkdtemp(prefix="rbamp-mpy-")
-    os.makedirs(os.path.join(out, "rbamp"))
-    mpyc = os.path.join(ROOT, ".venv", "bin", "mpy-cross")
-    for f in os.listdir(os.path.join(ROOT, "lib", "rbamp")):
-        if f.endswith(".py"):
-            subprocess.run([mpyc, "-O1", "-o", os.path.join(out, "rbamp", f[:-3] + ".mpy"),
-                            os.path.join(ROOT, "lib", "rbamp", f)], check=True)
-    return out
+from benchlib import ROOT, compile_libs, hostenv, remove, run_mp
+from tools import manifest
 
 
 def driver():
@@ -39,18 +19,29 @@ def driver():
         text = run_mp("bench/mp_driver.py", bench)
     finally:
         bench.stop()
-    mpy = mpy_lib()
+    mpy = compile_libs(("rbamp",))
     try:
         # the compiled package must be found before lib/: put it first on the path
         text += run_mp("bench/mp_driver.py", None, ["_mpy"], path_extra=[mpy])
-        size = sum(os.path.getsize(os.path.join(mpy, "rbamp", f)) for f in os.listdir(os.path.join(mpy, "rbamp")))
-        text += "rbamp_mpy_bytes: %d bytes\n" % size
     finally:
-        shutil.rmtree(mpy, ignore_errors=True)
-    return text
+        remove(mpy)
+    return text + frozen()
+
+
+def frozen():
+    """Our packages' share of the firmware image: .mpy bytes as the manifest freezes them
+    (bytecode: the same for every architecture; xtensawin is compiled)."""
+    files = [(t, s) for t, s in manifest.read().files if not t.startswith("mqtt_as")]
+    sizes, errs = manifest.compile_sizes(files, "xtensawin")
+    if errs:
+        raise SystemExit("\n".join(errs))
+    return "".join("frozen_mpy_bytes_%s: %d bytes\n" % (top, sizes[top])
+                   for top in ("rbamp", "rbnode")) + \
+        "frozen_mpy_bytes_ours: %d bytes\n" % sum(sizes.values())
 
 
 def _script(name):
+    """A suite that is a script of its own (it prints its figures)."""
     p = subprocess.run([sys.executable, os.path.join(ROOT, "bench", name)],
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if p.returncode:
@@ -58,42 +49,33 @@ def _script(name):
     return p.stdout
 
 
-def node():
-    """bench/node_heap.py (about 20 minutes: a 5-minute run, 150 s probes, a 5-minute check)."""
-    return _script("node_heap.py")
-
-
-def sleep():
-    """bench/sleep_wake.py (about a minute: 20 wakes with MQTT)."""
-    return _script("sleep_wake.py")
+SUITES = {
+    "driver": driver,
+    "latency": lambda: _script("latency.py"),
+    "energy": lambda: _script("energy.py"),
+    "sleep": lambda: _script("sleep_wake.py"),
+    "node": lambda: _script("node_heap.py"),
+}
 
 
 def report(suite, text):
     figures = {}
     for line in text.splitlines():
-        m = re.match(r"(\w+): ([-\d.e+]+) (.+)$", line)
+        m = re.match(r"(\w+): ([-\d.e+]+|nan) (.+)$", line)
         if m:
             figures[m.group(1)] = {"value": float(m.group(2)), "unit": m.group(3)}
             print(line, flush=True)
-    os.makedirs(os.path.join(ROOT, "build", "bench"), exist_ok=True)
-    with open(os.path.join(ROOT, "build", "bench", suite + ".json"), "w") as f:
+    out = os.getenv("BENCH_OUT") or os.path.join(ROOT, "build", "bench")
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, suite + ".json"), "w") as f:
         json.dump(figures, f, indent=1, sort_keys=True)
-
-
-def sleep():
-    """bench/sleep_wake.py (about a minute: 20 wakes with MQTT)."""
-    p = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "sleep_wake.py")],
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    if p.returncode:
-        raise SystemExit("sleep benchmark failed:\n%s" % p.stdout[-3000:])
-    return p.stdout
-
-
-SUITES = {"driver": driver, "node": node, "sleep": sleep}
 
 
 def main(argv):
     for name in argv or list(SUITES):
+        if name not in SUITES:
+            raise SystemExit("unknown suite %r (suites: %s)" % (name, ", ".join(SUITES)))
+        print("# %s" % name, flush=True)
         report(name, SUITES[name]())
 
 

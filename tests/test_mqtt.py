@@ -15,7 +15,7 @@ import time
 import pytest
 
 from ha_rules import check_device_message, energy_dashboard_ok, expand
-from mqttharness import Recorder
+from tools.mqttrec import Recorder
 from nodeharness import NodeRun, base_config, read_ledger, scenario, totals_by_name
 from test_node_energy import zero_loads
 

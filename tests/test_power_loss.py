@@ -3,6 +3,12 @@ instants, 2 x 100 times, while it measures, latches and saves. After every resta
 ledger must load, no total may have decreased, the energy lost in a cycle must stay within
 what the save interval allows, and nothing may be counted twice.
 
+The loss allowed in a cycle is the start-up (until the primer latch, whose instant the
+bench's truth at that latch gives) and the time since the newest save (its file's mtime).
+The saves must keep their cadence: the newest within save_s of the kill, the first within
+save_s of the primer latch. Start-up is measured, not assumed: a loaded CI machine may take
+over a second to boot the node from source.
+
 Two boards run side by side (each with its own bench) to use both cores. Loads are
 constant, so each channel's energy per second is known exactly from the bench's truth.
 """
@@ -19,7 +25,7 @@ from tools.hostrun import HostNode
 KILLS = 100          # per board (the issue asks for >= 200 in all)
 SAVE_S = 2
 WINDOW_S = 0.25     # one RT window and a read
-BOOT_S = 0.6         # start-up to the primer latch, generous (a loaded CI machine)
+LATE_S = 0.5         # a save's lateness on a loaded machine (asyncio.sleep wakes late)
 SCENARIO = {
     "freq": 50000, "faults": {"nack": 0.05, "seed": 3},
     "modules": [
@@ -57,9 +63,27 @@ def campaign(tmp, seed, results):
             life = rng.uniform(0.5, 3.5)
             time.sleep(life)
             node.kill()
+            wall1 = time.time()
             truth1 = ctl.truth()["truth"]
             led = read_ledger(node.fs)
             cycles.append(life)
+            # start-up: from the truth read to the primer latch (the bench's truth at it)
+            at_latch = ctl.truth()["at_latch"]
+            boot_s = {}
+            for name, w in (("house", WATTS["house", 0][0]), ("heat", WATTS["heat", 0][0])):
+                wh = at_latch[name][0] - truth0[name][0][0] if at_latch[name] else -1
+                boot_s[name] = wh * 3600 / w if wh >= 0 else life
+            results.setdefault("boot_s", []).append(max(boot_s.values()))
+            # the save cadence: within save_s of the primer latch, then every save_s
+            saves = (led["seq"] if led else 0) - (prev[0] if prev else 0)
+            since_save = wall1 - os.stat(os.path.join(
+                node.fs, "energy.%d" % (led["seq"] % 2))).st_mtime if saves > 0 else None
+            if saves > 0 and since_save > SAVE_S + LATE_S:
+                problems.append("cycle %d: the last save was %.1f s before the kill"
+                                % (i, since_save))
+            if saves <= 0 and life - max(boot_s.values()) > SAVE_S + LATE_S:
+                problems.append("cycle %d: no save in %.1f s after the primer latch"
+                                % (i, life - max(boot_s.values())))
             if led is None:
                 if prev is not None:
                     problems.append("cycle %d: no valid ledger slot after a save existed" % i)
@@ -85,12 +109,15 @@ def campaign(tmp, seed, results):
                         if d_got > flowed + w * WINDOW_S * 1e6 / 3600 + 50:
                             problems.append("cycle %d: %s ch%d booked %d µWh, only %d flowed "
                                             "(counted twice)" % (i, name, c, d_got, flowed))
-                        # lost: the start-up and at most the energy since the last save
-                        allowed = flowed * min(1.0, (BOOT_S + SAVE_S + 0.3) / (life + 0.1))
+                        # lost: the start-up and what flowed since the newest save (+ one
+                        # window booked at neither end); without a save, all of it
+                        allowed = (w * (boot_s[name] + since_save + WINDOW_S) * 1e6 / 3600
+                                   if saves > 0 else flowed)
                         if flowed - d_got > allowed + 50:
                             problems.append("cycle %d (%.1f s): %s ch%d lost %d of %d µWh, "
-                                            "more than one save interval" % (
-                                                i, life, name, c, flowed - d_got, flowed))
+                                            "more than the start-up (%.2f s) and the time since "
+                                            "the last save" % (i, life, name, c, flowed - d_got,
+                                                               flowed, boot_s[name]))
             prev = (led["seq"], now)
             results.setdefault("cycle_s", []).append(time.monotonic() - t_start)
         final_truth = ctl.truth()["truth"]
@@ -118,7 +145,8 @@ def test_power_loss_campaign(tmp_path):
         assert not r.get("problems"), "board %d:\n%s" % (i, "\n".join(r["problems"][:20]))
         assert len(r["cycles"]) == KILLS
         (seq, totals), truth = r["final"]
-        assert seq > KILLS // 3, "the ledger was saved only %d times" % seq
+        # each cycle checks the save cadence; here: saving was not mostly skipped
+        assert seq > KILLS // 10, "the ledger was saved only %d times" % seq
         # over the whole campaign: never more than the truth (no double count)
         for k, ch, name, c in KEYS:
             imp, exp = totals[(k, ch)]

@@ -6,7 +6,6 @@ energy nobody could measure (before the rebooted module's boot) or that the flas
 not kept yet (the periods lost with RTC memory), totals that never decrease, and every period
 record on the broker once, in order, the ones of the offline wakes after the network came back.
 """
-import binascii
 import json
 import os
 import random
@@ -14,8 +13,9 @@ import re
 import subprocess
 
 import pytest
-from mqttharness import Recorder
+from tools.mqttrec import Recorder
 from nodeharness import base_config, read_ledger, scenario
+from nodeharness import rtc_state as _rtc_state
 
 from tools import hostenv
 from tools.broker import Broker
@@ -34,15 +34,7 @@ PERIOD_RE = re.compile(r"I period: (\S+) (\w+) [\d.]+ s: (.*)")
 
 
 def rtc_state(node):
-    """The sleep state in the board's RTC memory, checked here (not by lib/rbnode)."""
-    p = os.path.join(node.board, "rtc_memory")
-    if not os.path.exists(p):
-        return None
-    data = open(p, "rb").read()
-    assert data[:4] == b"RBS\x01", data[:8]
-    body, _, crc = data[4:].decode().rstrip("\n").rpartition("\n")
-    assert int(crc, 16) == binascii.crc32(body.encode())
-    return json.loads(body)
+    return _rtc_state(node.board)
 
 
 def totals(doc):

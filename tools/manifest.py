@@ -179,21 +179,29 @@ def mpy_cross(src, target, arch, dst):
 def _compile(files, out):
     """Every frozen module through mpy-cross for every port's architecture."""
     errs = []
-    sizes = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for arch in sorted({b["arch"] for b in boards.BOARDS.values()}):
-            for target, src in files:
-                dst = os.path.join(tmp, arch + ".mpy")
-                r = mpy_cross(src, target, arch, dst)
-                if r.returncode:
-                    errs.append("mpy-cross -march=%s %s: %s" % (
-                        arch, os.path.relpath(src, ROOT), (r.stderr or r.stdout).strip()))
-                elif arch == "xtensawin":
-                    top = target.split("/")[0].replace(".py", "")
-                    sizes[top] = sizes.get(top, 0) + os.path.getsize(dst)
-    for top, n in sorted(sizes.items()):
-        out("frozen %s: %d bytes of .mpy (xtensawin)" % (top, n))
+    for arch in sorted({b["arch"] for b in boards.BOARDS.values()}):
+        sizes, e = compile_sizes(files, arch)
+        errs += e
+        if arch == "xtensawin" and not e:
+            for top, n in sorted(sizes.items()):
+                out("frozen %s: %d bytes of .mpy (xtensawin)" % (top, n))
     return errs
+
+
+def compile_sizes(files, arch):
+    """({top-level package or module: bytes of .mpy}, [errors]) of the frozen files."""
+    errs, sizes = [], {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for target, src in files:
+            dst = os.path.join(tmp, arch + ".mpy")
+            r = mpy_cross(src, target, arch, dst)
+            if r.returncode:
+                errs.append("mpy-cross -march=%s %s: %s" % (
+                    arch, os.path.relpath(src, ROOT), (r.stderr or r.stdout).strip()))
+            else:
+                top = target.split("/")[0].replace(".py", "")
+                sizes[top] = sizes.get(top, 0) + os.path.getsize(dst)
+    return sizes, errs
 
 
 def main(argv):

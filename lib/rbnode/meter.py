@@ -117,10 +117,15 @@ class Meter:
         return TIERS[self.dev.tier & 3] if self.dev and self.dev.tier & 8 else "unknown"
 
     def ct_text(self):
+        """The CT models for the log ("?" when unknown: legacy firmware, a bus error)."""
         d = self.dev
         if not d or d.firmware_version < 4:
             return "?"
-        return "/".join("%sA" % CODE_AMPS.get(d.read_ct_model_ch(c), "-") for c in range(d.channels))
+        try:
+            return "/".join("%sA" % CODE_AMPS.get(d.read_ct_model_ch(c), "-")
+                            for c in range(d.channels))
+        except RbAmpError:
+            return "?"
 
     def _check_identity(self, dev):
         want = self.spec["uid"]

@@ -1,4 +1,5 @@
-"""A paho-mqtt subscriber that records everything a node publishes (CPython side).
+"""A paho-mqtt subscriber that records everything a node publishes (CPython side; the tests
+and the benchmarks).
 
     with Recorder(broker) as rec:
         rec.wait(lambda m: m.topic.endswith("/status") and m.text == "online")
