@@ -1,8 +1,8 @@
 """Period metering: latch every energy meter each period_s, read the snapshots, book the
 energy in the ledger.
 
-One latch instant for all (General Call) when every module has it enabled, sequential
-latches otherwise (rbamp.Fleet). Per module and period the outcome is one of:
+One latch instant for all (General Call) when every module has it enabled and none is
+missing, sequential latches otherwise (rbamp.Fleet). Per module and period the outcome is one of:
   ok      the module's period average x the span of its RT windows is booked (see
           Meter.latched_uwh); the RT shadow is dropped
   stale   empty latch: nothing booked, the period goes on (the next latch covers it)
@@ -30,6 +30,7 @@ class Metering:
         self.ledger = ledger
         self.epoch = epoch
         self.fleet = Fleet(i2c)
+        self.absent = []          # configured modules not measuring (no General Call then)
         self.cycles = 0
         self.last_cycle = ticks_ms()
         self.outcomes = {"ok": 0, "stale": 0, "reboot": 0, "lost": 0, "primer": 0, "nolatch": 0}
@@ -39,14 +40,22 @@ class Metering:
 
     def _sync_fleet(self, ms):
         devs = [m.dev for m in ms]
-        if devs != self.fleet.modules:
+        # a General-Call frame latches every module that has it enabled, also one the node
+        # cannot read now (missing after a bus error): its period would close unread and be
+        # lost. While a configured module is missing, the latches are sequential.
+        absent = [m.name for m in self.meters if m.state != "ok"]
+        if devs != self.fleet.modules or absent != self.absent:
+            self.absent = absent
             try:
                 self.fleet.set_modules(devs)
             except RbAmpError as e:   # the General-Call check itself failed: sequential
                 self.fleet.modules, self.fleet.gc = devs, False
                 log.warning("metering", "General Call check failed (%s): sequential latches", e)
-            log.info("metering", "%d meter(s), %s", len(devs),
-                     "General Call latch" if self.fleet.gc else "sequential latches")
+            if absent:
+                self.fleet.gc = False
+            log.info("metering", "%d meter(s), %s%s", len(devs),
+                     "General Call latch" if self.fleet.gc else "sequential latches",
+                     " (%s missing)" % ", ".join(absent) if absent else "")
 
     async def cycle(self):
         """One period close for every member. Returns the period records."""

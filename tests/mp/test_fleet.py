@@ -74,4 +74,44 @@ def test_a_module_that_misses_the_broadcast_is_latched_alone():
         b.set_group_id(7, save=False)
 
 
+def test_node_metering_latches_one_by_one_while_a_module_is_missing():
+    # a General-Call frame latches every module with it enabled, also one the node cannot
+    # read now (missing after a bus error): its period would close unread, its energy lost
+    import asyncio
+
+    from rbnode import config
+    from rbnode.ledger import Ledger
+    from rbnode.meter import Meter
+    from rbnode.metering import Metering
+    cfg = config.check({"modules": [{"address": 0x50, "name": "a"},
+                                    {"address": 0x51, "name": "b"}]})[0]
+    ledger = Ledger("/tmp/rbnode-fleet-test-energy")
+    meters = []
+    for spec in cfg["modules"]:
+        m = Meter(spec, i2c, 3, cfg["events"])
+        eq(m.detect(), True)
+        ledger.meter(m.key, m.name, m.addr, m.channels)
+        meters.append(m)
+    met = Metering(i2c, meters, ledger, lambda: 0)
+
+    def cycle():
+        time.sleep_ms(600)
+        asyncio.run(met.cycle())
+        return _bench.ctl("truth")["at_latch"]
+    cycle()                                  # the primer
+    eq(met.fleet.gc, True)
+    before = cycle()
+    meters[1].state = "missing"              # as after a detection that failed
+    after = cycle()
+    eq(met.fleet.gc, False)
+    eq(after["b"], before["b"])              # b's period goes on, for when it is back
+    if after["a"] == before["a"]:
+        raise AssertionError("a was not latched")
+    meters[1].state = "ok"
+    back = cycle()
+    eq(met.fleet.gc, True)
+    if back["b"] == before["b"]:
+        raise AssertionError("b is latched again once it is back")
+
+
 run(globals())
