@@ -2,7 +2,7 @@
 energy in the ledger.
 
 One latch instant for all (General Call) when every module has it enabled and none is
-missing, sequential latches otherwise (rbamp.Fleet). Per module and period the outcome is one of:
+missing, sequential latches otherwise (rbamp.Fleet). Per module and period the outcome is:
   ok      the module's period average x the span of its RT windows is booked (see
           Meter.latched_uwh); the RT shadow is dropped
   stale   empty latch: nothing booked, the period goes on (the next latch covers it)
