@@ -26,7 +26,7 @@ import time
 
 from benchlib import ROOT, hostenv
 from tools.hostrun import HostNode
-from tools.noderun import NodeRun, read_ledger, rtc_state
+from tools.noderun import NodeRun, read_ledger, rtc_state, totals_by_name
 
 CONT_S = float(os.getenv("ENERGY_BENCH_S") or 150)
 WAKES = int(os.getenv("ENERGY_BENCH_WAKES") or 100)
@@ -108,9 +108,7 @@ def continuous(nack, seed, out):
             raise SystemExit("node run failed:\n" + run.output()[-3000:])
         truth = run.ctl.truth()["truth"]
         nacks = sum(c["nacks"] for c in run.ctl.counters()["counters"].values())
-    led = read_ledger(run.fs)
-    got = {m["name"]: [[c[0] / 1e6, c[1] / 1e6] for c in m["ch"]] for m in led["meters"].values()}
-    out["errors"] = errors(got, truth)
+    out["errors"] = errors(totals_by_name(read_ledger(run.fs)), truth)
     out["nacks"] = nacks
 
 
@@ -140,8 +138,7 @@ def sleep(nack, seed, out):
     finally:
         node.kill()
         bench.stop()
-    doc = rtc_state(node.board)
-    got = {m["name"]: [[c[0] / 1e6, c[1] / 1e6] for c in m["ch"]] for m in doc["meters"].values()}
+    got = totals_by_name(rtc_state(node.board))     # the same layout as the ledger
     truth = {name: [[t["at_latch"][name][ch] - base["at_latch"][name][ch], 0.0]
                     for ch in range(n)] for name, (n, _b) in CHANNELS.items()}
     out["errors"] = errors(got, truth, (0,))    # import: export needs the RT stream
