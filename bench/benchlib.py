@@ -1,28 +1,29 @@
 """Helpers shared by the benchmark scripts (CPython side)."""
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
-from tools import hostenv  # noqa: E402
+from tools import boards, hostenv, manifest  # noqa: E402
 
 
 def compile_libs(pkgs=("rbamp", "rbnode")):
-    """lib/<pkg> compiled by mpy-cross (-O1) into a new directory, as the packages are in
-    the firmware image (frozen bytecode needs even less RAM: it stays in flash).
-    Returns the directory; put it first on MICROPYPATH."""
+    """lib/<pkg> compiled by mpy-cross (-O1, for the unix port) into a new directory, as the
+    packages are in the firmware image (frozen bytecode needs even less RAM: it stays in
+    flash). Returns the directory; put it first on MICROPYPATH."""
     out = tempfile.mkdtemp(prefix="rbnode-mpy-")
-    mpyc = os.path.join(ROOT, ".venv", "bin", "mpy-cross")
     for pkg in pkgs:
         os.makedirs(os.path.join(out, pkg))
         for f in os.listdir(os.path.join(ROOT, "lib", pkg)):
             if f.endswith(".py"):
-                subprocess.run([mpyc, "-O1", "-o", os.path.join(out, pkg, f[:-3] + ".mpy"),
-                                os.path.join(ROOT, "lib", pkg, f)], check=True)
+                r = manifest.mpy_cross(os.path.join(ROOT, "lib", pkg, f), pkg + "/" + f,
+                                       boards.get("unix")["arch"],
+                                       os.path.join(out, pkg, f[:-3] + ".mpy"), opt=1)
+                if r.returncode:
+                    raise SystemExit("mpy-cross %s/%s: %s" % (pkg, f, r.stderr or r.stdout))
     return out
 
 

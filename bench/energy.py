@@ -79,6 +79,10 @@ def errors(got, truth, directions=(0, 1)):
     return worst, abs(g_sum - t_sum) / t_sum * 100
 
 
+def bench_nacks(ctl):
+    return sum(c["nacks"] for c in ctl.counters()["counters"].values())
+
+
 def continuous(nack, seed, out):
     d = tempfile.mkdtemp(prefix="rbnode-energy-")
     sc, _path = scenario(d)
@@ -107,7 +111,7 @@ def continuous(nack, seed, out):
         if run.stop() != 0:
             raise SystemExit("node run failed:\n" + run.output()[-3000:])
         truth = run.ctl.truth()["truth"]
-        nacks = sum(c["nacks"] for c in run.ctl.counters()["counters"].values())
+        nacks = bench_nacks(run.ctl)
     out["errors"] = errors(totals_by_name(read_ledger(run.fs)), truth)
     out["nacks"] = nacks
 
@@ -131,10 +135,10 @@ def sleep(nack, seed, out):
             text = p.communicate(timeout=60)[0].decode()
             if node.finish() is None or "Traceback" in text:
                 raise SystemExit("wake %d failed:\n%s" % (i, text[-3000:]))
-            t = ctl.truth()
             if i == 0:              # the cold boot's primer latch: where counting starts
-                base = t
-        nacks = sum(c["nacks"] for c in ctl.counters()["counters"].values())
+                base = ctl.truth()
+        t = ctl.truth()             # at the last wake's latches
+        nacks = bench_nacks(ctl)
     finally:
         node.kill()
         bench.stop()

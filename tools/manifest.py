@@ -168,11 +168,13 @@ def _untracked(paths):
             % os.path.relpath(p, ROOT) for p in sorted(paths) if p not in tracked]
 
 
-def mpy_cross(src, target, arch, dst):
-    """Compile one frozen module as the port's build does (source name = its target path)."""
+def mpy_cross(src, target, arch, dst, opt=None):
+    """Compile one frozen module as the port's build does (source name = its target path);
+    opt: mpy-cross -O level (None: its default)."""
     exe = os.path.join(os.path.dirname(sys.executable), "mpy-cross")
     exe = exe if os.path.exists(exe) else "mpy-cross"
-    return subprocess.run([exe, "-march=" + arch, "-s", target, "-o", dst, src],
+    return subprocess.run([exe, "-march=" + arch, "-s", target, "-o", dst, src] +
+                          (["-O%d" % opt] if opt is not None else []),
                           capture_output=True, text=True)
 
 
