@@ -2,8 +2,9 @@
 
 A window whose power differs from the settled level by more than max(threshold_w,
 threshold_pct of the level) starts a candidate; `settle` windows in a row that agree with
-it (within the same threshold) make an event (before -> after). A single spike, or a
-level that keeps moving, never fires. Integer mW only: runs in the sampling hot path.
+it (within the same threshold) make an event (before -> after: the settled level, the
+newest of those windows). A single spike, or a level that keeps moving, never fires.
+Integer mW only: runs in the sampling hot path.
 """
 
 
@@ -42,9 +43,11 @@ class StepDetector:
             self.n[ch] = 1
             self.cand[ch] = mw
         if self.n[ch] >= self.settle:
+            # the newest window is the new level: the first one of a step may hold part of
+            # the old level (the step fell inside it), the candidate's average still has it
             self.before = b
-            self.after = self.cand[ch]
-            self.base[ch] = self.cand[ch]
+            self.after = mw
+            self.base[ch] = mw
             self.n[ch] = 0
             return True
         return False

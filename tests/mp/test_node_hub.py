@@ -76,8 +76,11 @@ def test_hub_delivers_periods_events_totals_and_health():
         task.cancel()
     asyncio.run(main())
     ev = got["event"]
-    eq((ev["kind"], ev["module"], ev["ch"], ev["before_w"], ev["after_w"]),
-       ("power", "ui3", 0, 800.0, 2800.0))
+    eq((ev["kind"], ev["module"], ev["ch"], ev["after_w"]), ("power", "ui3", 0, 2800.0))
+    # the settled level before the step: 800 W, or a little more when the step fell in the
+    # last few ms of a window (CI saw 831 W): a window within the detector's limit of the
+    # level (20 % of it here) belongs to the level, which follows it (events.py)
+    assert abs(ev["before_w"] - 800.0) <= 0.2 * 800, ev
     eq([p["status"] for p in got["periods"]], ["primer"] * 3 + ["ok"] * 3)
     eq([p["module"] for p in got["periods"][3:]], ["ui3", "basic-pv", "standard"])
     pv = got["periods"][4]

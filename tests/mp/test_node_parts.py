@@ -68,6 +68,12 @@ def test_step_detector_fires_on_settled_steps_only():
     i, before, after = fired[0]
     eq(i, 13)
     eq((before, after), (500000, 1500000))
+    # a step inside a window: its first window is part old level, part new; the event's
+    # "after" is the new level, not an average with that window
+    d = StepDetector(1, threshold_w=100, threshold_pct=20, settle=3)
+    fired = [(d.before, d.after) for w in [500000] * 5 + [1300000] + [1500000] * 2
+             if d.update(0, w)]
+    eq(fired, [(500000, 1500000)])
 
 
 def _meter():
