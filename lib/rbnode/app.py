@@ -3,9 +3,12 @@
 Never a boot loop:
   - an invalid config.json -> safe mode: the reasons are printed and written to
     safe_mode.txt, nothing else starts (no watchdog), the REPL and mpremote stay usable;
-  - a service that crashes -> the ledger is saved, the traceback goes to crash.txt, and the
-    board restarts; after CRASH_LIMIT crashes in a row without CRASH_CLEAR_S of healthy
-    running it stays in safe mode instead.
+  - a service that crashes -> the ledger is saved (if it was loaded), the traceback goes to
+    crash.txt, and the board restarts; after CRASH_LIMIT crashes in a row without
+    CRASH_CLEAR_S of healthy running it stays in safe mode instead. The count is kept in
+    crash.json and, when the filesystem refuses it, in RTC memory (continuous mode; sleep
+    mode's RTC memory holds its state); where neither can hold it the restart waits
+    CRASH_CLEAR_S first (a slow retry, never a tight loop).
 """
 import asyncio
 import json
@@ -21,12 +24,16 @@ CRASH_LIMIT = 3
 CRASH_CLEAR_S = 120
 
 
+RTC_MAGIC = b"RBC"       # the crash count in RTC memory: magic + one byte
+
+
 def _write(path, text):
     try:
         with open(path, "w") as f:
             f.write(text)
+        return True
     except OSError:
-        pass
+        return False
 
 
 def _remove(path):
@@ -50,12 +57,35 @@ def safe_mode(reasons):
     return reasons
 
 
-def _crashes():
+def _crashes(board, cfg):
+    """Crashes in a row: crash.json, or RTC memory when that is where it was counted."""
+    n = 0
     try:
         with open(CRASH_COUNT) as f:
-            return int(json.load(f).get("n", 0))
-    except (OSError, ValueError, AttributeError, TypeError):
-        return 0
+            n = int(json.load(f).get("n", 0))
+    except Exception:  # noqa: BLE001 - missing, unreadable, any garbage: no count
+        pass
+    mem = _rtc_count(board, cfg)
+    if mem is not None and mem[:3] == RTC_MAGIC and len(mem) == 4:
+        n = max(n, mem[3])
+    return n
+
+
+def _rtc_count(board, cfg, data=None):
+    """RTC memory for the crash count (continuous mode only), or None."""
+    if cfg["mode"] != "continuous" or board is None:
+        return None
+    try:
+        return board.rtc_memory(data)
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _clear_crashes(board, cfg):
+    _remove(CRASH_COUNT)
+    mem = _rtc_count(board, cfg)
+    if mem and mem[:3] == RTC_MAGIC:
+        _rtc_count(board, cfg, b"")
 
 
 def load_config(path):
@@ -74,7 +104,13 @@ def run(path="config.json", board=None):
         return safe_mode(errs)
     _remove(SAFE_FILE)
     log.set_level(cfg["log_level"])
-    n = _crashes()
+    from .board import Board
+    from .node import Node
+    try:
+        board = board or Board(cfg["i2c"])
+    except (OSError, ValueError) as e:
+        return _hardware_failed(e)
+    n = _crashes(board, cfg)
     if n >= CRASH_LIMIT:
         try:
             with open(CRASH_FILE) as f:
@@ -83,14 +119,10 @@ def run(path="config.json", board=None):
             last = "?"
         return safe_mode(["the node crashed %d times in a row (last: %s); see %s. Delete %s "
                           "to try again." % (n, last, CRASH_FILE, CRASH_COUNT)])
-    from .board import Board
-    from .node import Node
     try:
-        board = board or Board(cfg["i2c"])
         node = Node(cfg, board)
     except (OSError, ValueError) as e:   # e.g. pins the chip does not have
-        return safe_mode(["hardware setup failed: %s (check i2c.sda, i2c.scl, i2c.id and "
-                          "drdy_pin in config.json)" % (e,)])
+        return _hardware_failed(e)
     if cfg["mode"] == "sleep":
         return _sleep_mode(node, board, n)
 
@@ -99,6 +131,11 @@ def run(path="config.json", board=None):
         asyncio.run(_main(node, n, _network(node, cfg)))
     _supervised(node, board, n, continuous)
     return None
+
+
+def _hardware_failed(e):
+    return safe_mode(["hardware setup failed: %s (check i2c.sda, i2c.scl, i2c.id and "
+                      "drdy_pin in config.json)" % (e,)])
 
 
 def _supervised(node, board, crashes, main):
@@ -110,7 +147,8 @@ def _supervised(node, board, crashes, main):
         node.save()
         log.info("node", "stopped (ledger saved)")
     except Exception as e:  # noqa: BLE001
-        _crashed(node, e, crashes)
+        if not _crashed(node, e, crashes):
+            _hold_off(board)
         board.reset()
     return False, None
 
@@ -123,7 +161,7 @@ def _sleep_mode(node, board, crashes):
     if not ok:
         return None
     if crashes:
-        _remove(CRASH_COUNT)
+        _clear_crashes(board, node.cfg)
     ms, pin = sleep
     log.info("sleep", "sleeping %d ms%s", ms, "" if pin is None else
              ", or until GPIO %d goes LOW" % pin)
@@ -153,8 +191,8 @@ async def _wake(node, board):
     day = max(1, 86400 // cfg["period_s"])      # discovery: after a cold boot, then daily
     await net.deliver(budget, discovery=cfg["mqtt"]["discovery"] and (
         not sleeper.restored or sleeper.wakes % day == 0))
-    if sleeper.unchecked and net.pub.reconciled:   # the broker's totals may have added some
-        sleeper.unchecked = False
+    if sleeper.unchecked and net.pub.reconciled and not net.pub.floor_pending():
+        sleeper.unchecked = False                  # the broker's floors are passed
         sleeper.keep()
     while node.stay_awake:
         log.info("sleep", "staying awake (stay_awake flag): next period in %d ms",
@@ -227,19 +265,20 @@ def _network(node, cfg):
 
 
 async def _main(node, crashes, net=None):
-    asyncio.create_task(_healthy_after(crashes))
+    asyncio.create_task(_healthy_after(node, crashes))
     if net is not None:
         asyncio.create_task(node.guard(net.run()))
     await node.run()
 
 
-async def _healthy_after(crashes):
+async def _healthy_after(node, crashes):
     if crashes:
         await asyncio.sleep(CRASH_CLEAR_S)
-        _remove(CRASH_COUNT)
+        _clear_crashes(node.board, node.cfg)
 
 
 def _crashed(node, exc, n):
+    """Record a crash. False when the count could be kept nowhere."""
     import io
     buf = io.StringIO()
     sys.print_exception(exc, buf)
@@ -247,8 +286,24 @@ def _crashed(node, exc, n):
     print(tb)
     log.error("node", "crashed: %r; saving the ledger and restarting", exc)
     try:
-        node.save()
+        node.save()                      # never over the flash copy if it was not loaded
     except Exception as e:  # noqa: BLE001
         log.error("node", "ledger save after the crash failed: %r", e)
     _write(CRASH_FILE, tb)
-    _write(CRASH_COUNT, json.dumps({"n": n + 1}))
+    if _write(CRASH_COUNT, json.dumps({"n": n + 1})):
+        return True
+    if _rtc_count(node.board, node.cfg, RTC_MAGIC + bytes((min(n + 1, 255),))) is not None:
+        log.error("node", "crash count not writable on the filesystem: kept in RTC memory")
+        return True
+    return False
+
+
+def _hold_off(board):
+    """The crash could not be counted: wait before the restart (the watchdog fed), so a
+    crash at every start is a slow retry, not a boot loop."""
+    import time
+    log.error("node", "the crash count cannot be written (filesystem?): restarting in %d s",
+              CRASH_CLEAR_S)
+    for _ in range(CRASH_CLEAR_S):
+        board.feed()
+        time.sleep(1)

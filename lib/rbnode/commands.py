@@ -8,6 +8,8 @@
     {"id": "r5"}                                              discovery   announce again
     {"id": "r6"}                                              reboot      save, offline, reset
     {"id": "r7", "on": true}                                  stay_awake  (sleep mode)
+    {"id": "r8", "module": "mains", "use": "broker"}          restore_totals (allow_totals)
+set_total and restore_totals change totals: only with mqtt.allow_totals (off by default).
 Result: {"id": <the request's id>, "cmd": <name>, "ok": true/false, "error": "..."}.
 Every problem (not JSON, unknown command or key, wrong type, unknown module, a total that
 would decrease, remote configuration not allowed) is an error result and changes nothing.
@@ -30,8 +32,11 @@ SPECS = {
     "discovery": {},
     "reboot": {},
     "stay_awake": {"on": ("bool", True)},
+    "restore_totals": {"module": ("name", True), "use": ("use", True)},
 }
 REMOTE_CONFIG = ("set_ct", "set_sensor_class")
+TOTALS = ("set_total", "restore_totals")
+MAX_KWH_DIGITS = 10       # set_total: at most 9 999 999 999 kWh
 
 
 class CommandError(ValueError):
@@ -80,10 +85,18 @@ def _value(cmd, key, kind, v):
             bad("must be a channel number 0..2")
         return v
     if kind == "kwh":
-        uwh = parse_kwh_uwh(v)
-        if uwh is None or (isinstance(v, float) and not v < 1e9):
-            bad("must be a number of kWh >= 0")
+        uwh = None
+        if not (isinstance(v, float) and not v < 1e9) and len(str(v).partition(".")[0]) <= \
+                MAX_KWH_DIGITS:
+            uwh = parse_kwh_uwh(v)
+        if uwh is None:
+            bad("must be a number of kWh, 0 to %s" % ("9" * MAX_KWH_DIGITS))
         return uwh
+    if kind == "use":
+        if v not in ("broker", "ledger"):
+            bad('must be "broker" (take the broker\'s totals) or "ledger" (publish the '
+                'ledger\'s)')
+        return v
     if kind == "amps":
         if isinstance(v, bool) or v not in CT_AMPS:
             bad("must be one of %s" % ", ".join(str(a) for a in sorted(CT_AMPS)))
@@ -117,6 +130,9 @@ class Commands:
             args = parse(name, text)
             if name in REMOTE_CONFIG and not self.net.cfg["mqtt"]["allow_remote_config"]:
                 raise CommandError("%s: remote configuration is off (mqtt.allow_remote_config)"
+                                   % name)
+            if name in TOTALS and not self.net.cfg["mqtt"]["allow_totals"]:
+                raise CommandError("%s: changing totals over MQTT is off (mqtt.allow_totals)"
                                    % name)
             asyncio.create_task(self._run(rid, name, args))
         except CommandError as e:
@@ -173,6 +189,16 @@ class Commands:
         self.node.save()
         self.net.publish_energy()
         log.info("cmd", "%s ch%d total set to %d/%d mWh", module, channel, ni // 1000, ne // 1000)
+
+    async def _restore_totals(self, module, use):
+        m = self._meter(module)
+        if not m.has_energy:
+            raise CommandError("restore_totals: %s measures no energy" % module)
+        if not self.net.restore(m, use):
+            raise CommandError("restore_totals: nothing held for %s (its totals are "
+                               "published)" % module)
+        self.node.save()
+        self.net.publish_energy()
 
     async def _set_ct(self, module, channel, amps):
         m = self._meter(module)

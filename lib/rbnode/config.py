@@ -75,6 +75,7 @@ SCHEMA = {
         "delta_w": ("num", 50.0, (0.0, 100000.0)),
         "health_s": ("int", 60, (10, 3600)),
         "allow_remote_config": ("bool", False, None),
+        "allow_totals": ("bool", False, None),
     }),
     "link": ("sub", None, {
         "backoff_min_s": ("int", 2, (1, 600)),

@@ -42,6 +42,7 @@ DIAGNOSTICS = (
     ("stale", "stale latches", None, None, "total_increasing"),
     ("rejects", "sanity rejects", None, None, "total_increasing"),
     ("drops", "MQTT messages dropped", None, None, "total_increasing"),
+    ("storage", "ledger storage", None, None, None),
     ("fw", "firmware", None, None, None),
     ("reset", "last reset reason", None, None, None),
 )

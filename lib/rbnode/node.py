@@ -11,13 +11,14 @@ from time import ticks_add, ticks_diff, ticks_ms
 from . import config as _config
 from . import log
 from .hub import Hub
-from .ledger import Ledger
+from .ledger import Ledger, LedgerError
 from .meter import Meter
 from .metering import Metering
 from .sampler import Sampler
 
 RETRY_S = 15          # missing modules are looked for again this often
 GC_EVERY_S = 5        # a garbage collection this often
+SAVE_RETRY_S = 5      # a ledger save the filesystem refused is tried again after this, doubling
 LOST_S = 10           # a module that answered nothing for this long is 'missing'
 
 
@@ -42,7 +43,9 @@ class Node:
         self.t_boot = ticks_ms()
         self.alive_checks = []      # fns -> bool: services the watchdog feed depends on
         self.stay_awake = False     # set by the stay_awake command (sleep mode)
-        self.boot_totals = {}       # ledger totals as restored at boot
+        self.storage = {"ok": True, "error": None, "failures": 0}   # the last ledger save
+        self.hub.counters["storage"] = lambda: dict(self.storage, rejected=self.ledger.problems,
+                                                     set_aside=self.ledger.set_aside)
         self.hub.counters["metering"] = lambda: dict(self.metering.outcomes,
                                                       cycles=self.metering.cycles,
                                                       gc=self.metering.fleet.gc)
@@ -58,10 +61,8 @@ class Node:
         if seq:
             log.info("node", "energy ledger restored from %s (save #%d, %d meter(s))",
                      self.ledger.restored_from, seq, len(self.ledger.meters))
-        else:
+        elif not self.ledger.problems:
             log.info("node", "no energy ledger yet: totals start at 0")
-        self.boot_totals = {k: [(c[0], c[1]) for c in v["ch"]]
-                            for k, v in self.ledger.meters.items()}
         specs = self.cfg["modules"]
         # a sleep-mode wake skips the bus scan (112 address probes) when modules are named
         found = [] if keep_reset and specs else self._scan()
@@ -198,17 +199,41 @@ class Node:
                     self._register(m)
 
     async def _saver(self):
+        """Every save_s; a save the filesystem refused again after 5, 10, 20 ... s (at most
+        save_s), metering going on meanwhile."""
+        save_s = self.cfg["save_s"]
+        wait = save_s
         while True:
-            await asyncio.sleep(self.cfg["save_s"])
-            self.save()
+            await asyncio.sleep(wait)
+            if self.save():
+                wait = save_s
+            else:
+                wait = min(save_s, SAVE_RETRY_S << min(10, self.storage["failures"] - 1))
 
     def save(self):
-        """Write the ledger now (also before any planned reset or sleep)."""
-        seq = self.ledger.save(self.metering.provisional(), self.board.epoch())
+        """Write the ledger now (also before any planned reset or sleep). False when it was
+        not written: the reason is logged and kept in self.storage (health), never raised."""
+        st = self.storage
+        try:
+            seq = self.ledger.save(self.metering.provisional(), self.board.epoch())
+        except LedgerError as e:         # never loaded: the flash copy is left alone
+            log.error("node", "ledger not saved: %s", e)
+            return False
+        except OSError as e:             # full, read-only or failing filesystem
+            why = _os_error(e)
+            st["failures"] += 1
+            (log.error if st["failures"] == 1 or why != st["error"] else log.warning)(
+                "node", "ledger save failed (%s), attempt %d: metering goes on, the energy is "
+                "kept in RAM and saved once the filesystem takes it", why, st["failures"])
+            st["ok"], st["error"] = False, why
+            return False
+        if not st["ok"]:
+            log.info("node", "ledger saved again after %d failed attempt(s)", st["failures"])
+        st["ok"], st["failures"] = True, 0
         log.debug("node", "ledger saved (#%d), heap peak %d bytes, live %d bytes, DRDY read "
                   "late by up to %d ms", seq, self.heap_peak, self.heap_live,
                   self.sampler.late_max if self.sampler else 0)
-        return seq
+        return True
 
     async def _supervise(self):
         """Lost modules become 'missing'; missing ones are looked for again."""
@@ -254,3 +279,13 @@ class Node:
             if not all(ok() for ok in self.alive_checks):
                 continue   # e.g. the link supervisor stopped
             self.board.feed()
+
+
+ERRNO = {28: "ENOSPC: filesystem full", 30: "EROFS: read-only filesystem", 5: "EIO: flash I/O error",
+         21: "EISDIR: a directory is in the way", 13: "EACCES: permission denied"}
+
+
+def _os_error(e):
+    """An OSError as one line: 'ENOSPC: filesystem full (errno 28)'."""
+    n = e.args[0] if e.args and isinstance(e.args[0], int) else None
+    return "%s (errno %d)" % (ERRNO[n], n) if n in ERRNO else str(e)[:80]

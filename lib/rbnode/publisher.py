@@ -12,9 +12,19 @@ Topics (base = <mqtt.base_topic>/<node id>):
     base/events                 power events and module lost / found (QoS 1)
     base/cmd/<name>             commands (see commands.py); results on base/result
     base/stay_awake             sleep mode: a retained "on" keeps the node awake (wakenet.py)
-Energy totals are published only after the ledger has been compared with the retained
-totals of the broker (a power cut loses at most save_s on flash, the broker has the newest),
-so the node never publishes a total smaller than one it published before.
+The broker is a mirror of the ledger, never a source: no retained message changes a total
+(only the gated commands set_total and restore_totals do, commands.py). At the first connect
+the node reads its own retained totals once, as a *floor*: a total is never published below
+what the broker already holds for the same module UID, so Home Assistant never sees a dip
+(with `total_increasing` it would book one as a meter reset and count again what follows):
+  - a lead a power cut can explain (the energy published after the last ledger save, at most
+    MAX_W x (save_s + 10 min)): the published total stays at the broker's until the ledger
+    passes it; the energy of that lead was lost with the power, and HA's total ends up equal
+    to the ledger's;
+  - a larger lead (a wiped flash, another client's message): that module's totals are not
+    published ("held", in the log and in health) until the ledger passes them or the user
+    runs restore_totals (use the broker's totals, or the ledger's: HA then sees a reset).
+A module missing at boot is checked when it appears; its totals are published only then.
 """
 import asyncio
 import gc
@@ -36,7 +46,7 @@ from .outbox import Outbox
 
 RECONCILE_MS = 2000       # wait for the retained totals after the first connect
 HA_DELAY_MS = (1000, 5000)  # re-announce this long after HA came online (random)
-MAX_W = 30000             # a retained total may lead the ledger by this power x (save_s + 10 min)
+MAX_W = 30000             # a power cut explains a lead of this power x (save_s + 10 min)
 
 
 def _num(x, nd):
@@ -73,21 +83,25 @@ def _try(fn, *args):
 
 
 def parse_energy(text):
-    """energy_json text -> (uid, [import µWh], [export µWh]) without floats (32-bit on the
-    chips): the numbers are taken as text. ValueError if it is not ours."""
+    """An energy message's text (ours, or the same values re-serialised by another client:
+    any spacing, any key order) -> (uid, [import µWh], [export µWh]). The numbers are taken
+    as text, without floats (32-bit on the chips). ValueError if it is not such a message."""
+    doc = json.loads(text)                 # structure only
+    if not (isinstance(doc, dict) and isinstance(doc.get("uid"), str) and all(
+            isinstance(doc.get(k), list) and 1 <= len(doc[k]) <= 3 for k in ("imp", "exp"))):
+        raise ValueError("not an energy total")
+    flat = "".join(text.split())           # JSON text has no needed whitespace outside strings
+
     def arr(key):
-        i = text.find('"%s":[' % key)
-        j = text.find("]", i)
+        i = flat.find('"%s":[' % key)
+        j = flat.find("]", i)
         if i < 0 or j < 0:
             raise ValueError(key)
-        vals = [parse_kwh_uwh(x.strip()) for x in text[i + len(key) + 4:j].split(",")]
+        vals = [parse_kwh_uwh(x) for x in flat[i + len(key) + 4:j].split(",")]
         if None in vals:
             raise ValueError(key)
         return vals
-    i = text.find('"uid":"')
-    if i < 0:
-        raise ValueError("uid")
-    return text[i + 7:text.find('"', i + 7)], arr("imp"), arr("exp")
+    return doc["uid"], arr("imp"), arr("exp")
 
 
 def energy_json(uid, channels):
@@ -116,8 +130,9 @@ class Publisher:
         self.commands = Commands(node, self)
         self.link.subscribe(self.base + "/cmd/+", 1)
         self.link.subscribe(m["discovery_prefix"] + "/status", 1)
-        self.reconciled = False
-        self.retained = {}                # module name -> parsed retained energy
+        self.reconciled = False           # the broker's retained totals were read
+        self.retained = {}                # module name -> retained energy text, until checked
+        self.held = {}                    # key -> [[imp, exp]]: the broker's, far above the ledger
         self.sent_parts = {}              # discovery object id -> parts sent
         self.last_p = {}                  # module name -> powers (W) of the last state
         self.ha_due = None
@@ -144,50 +159,79 @@ class Publisher:
             self.announce()
 
     async def _reconcile(self):
-        """Subscribe to our own retained totals once, take what is newer than the ledger."""
+        """Read our own retained totals once: the floors (see the module's docstring)."""
         c = self.link.client
         topic = self.base + "/+/energy"
         await c.subscribe(topic, 1)
         await asyncio.sleep_ms(RECONCILE_MS)
         await c.unsubscribe(topic)
-        self._merge_retained()
         self.reconciled = True
         if not self.asleep:
             self.announce()
 
-    def _merge_retained(self):
-        node = self.node
+    def _floor(self, m, chans):
+        """The first time a module's totals are to be published: compare them with the
+        broker's retained ones (its floor)."""
+        text = self.retained.pop(m.name, None)
+        if not text:
+            return
+        try:
+            uid, imps, exps = parse_energy(text.decode())
+        except (ValueError, UnicodeError):
+            log.warning("mqtt", "%s: the retained energy total on the broker is not one of "
+                        "ours: overwritten", m.name)
+            return
+        if uid != m.key:
+            return                        # another module's totals (a swap): a new meter
         most = MAX_W * (self.cfg["save_s"] + 600) * 10**6 // 3600
-        for m in node.meters:
-            text = self.retained.get(m.name)
-            if not text or m.key is None or m.key not in node.ledger.meters:
-                continue
-            try:
-                uid, imps, exps = parse_energy(text.decode())
-            except (ValueError, UnicodeError):
-                log.warning("mqtt", "%s: retained energy total unreadable: ignored", m.name)
-                continue
-            if uid != m.key:
-                continue
-            # Compare with the ledger as restored at boot: energy measured since then is
-            # not in the retained total.
-            boot = node.boot_totals.get(m.key)
-            for ch in range(min(m.channels, len(imps), len(exps))):
-                have = boot[ch] if boot and ch < len(boot) else (0, 0)
-                add_i = max(0, imps[ch] - have[0])
-                add_e = max(0, exps[ch] - have[1])
-                if boot and (add_i > most or add_e > most):
-                    log.warning("mqtt", "%s ch%d: retained total is %s/%s kWh above the ledger, "
-                                "more than a power cut can explain: ignored", m.name, ch,
-                                kwh(add_i), kwh(add_e))
-                    continue
-                if add_i or add_e:
-                    node.ledger.add(m.key, ch, add_i, add_e)
-                    log.warning("mqtt", "%s ch%d: +%s/%s kWh from the broker's retained total "
-                                "(%s)", m.name, ch, kwh(add_i), kwh(add_e),
-                                "published after the last ledger save" if boot else
-                                "no ledger entry for this module on flash")
-        self.retained = {}
+        n = min(len(chans), len(imps), len(exps))
+        lead = max([max(imps[c] - chans[c][0], exps[c] - chans[c][1]) for c in range(n)] or [0])
+        if lead > most:
+            self.held[m.key] = [[imps[c], exps[c]] for c in range(n)]
+            log.error("mqtt", "%s: the broker holds totals up to %s kWh above the ledger's (a "
+                      "wiped flash, or another client): its totals are not published until the "
+                      "ledger passes them or the restore_totals command says which to use "
+                      "(README, Faults and recovery)", m.name, kwh(lead))
+            return
+        for ch in range(n):
+            top = self.pub_max.setdefault((m.key, ch), [0, 0])
+            top[0], top[1] = max(top[0], imps[ch]), max(top[1], exps[ch])
+        if lead > 0:
+            log.warning("mqtt", "%s: the broker's total leads the ledger by %s kWh (published "
+                        "after the last save, then a power cut): published as it is until the "
+                        "ledger passes it", m.name, kwh(lead))
+
+    def floor_pending(self):
+        """A published total rests on a floor the ledger has not reached yet, or a module's
+        floor is still unchecked (sleep mode reads the broker again at the next wake)."""
+        if self.held or any(m.name in self.retained for m in self.node.meters):
+            return True
+        led = self.node.ledger.meters
+        for (key, ch), top in self.pub_max.items():
+            c = led.get(key, {}).get("ch", ())
+            if ch < len(c) and (c[ch][0] < top[0] or c[ch][1] < top[1]):
+                return True
+        return False
+
+    def restore(self, m, use):
+        """The restore_totals command: the broker's held totals into the ledger (use
+        "broker"), or the ledger's published as they are (use "ledger": HA books a reset).
+        Returns the totals [[imp, exp]] now in the ledger."""
+        held = self.held.pop(m.key, None)
+        led = self.node.ledger
+        above = [ch for ch in range(m.channels) if (m.key, ch) in self.pub_max and
+                 list(led.total(m.key, ch)) < self.pub_max[(m.key, ch)]]
+        if use == "broker" and held:
+            for ch, (i, e) in enumerate(held[:m.channels]):
+                imp, exp = led.total(m.key, ch)
+                led.add(m.key, ch, max(0, i - imp), max(0, e - exp))
+        elif use == "ledger":
+            for ch in range(m.channels):
+                self.pub_max.pop((m.key, ch), None)
+        done = held is not None or (use == "ledger" and bool(above))
+        if done:
+            log.warning("mqtt", "%s: restore_totals: the %s's totals are used", m.name, use)
+        return done
 
     def announce(self):
         """Discovery (if enabled), then every current value: after each connect and when
@@ -250,9 +294,19 @@ class Publisher:
             for ch, extra in enumerate(prov.get(m.key, ())):
                 if ch < len(chans):
                     chans[ch][0] += extra
+            self._floor(m, chans)
+            held = self.held.get(m.key)
+            if held is not None:
+                if any(ch < len(chans) and (chans[ch][0] < i or chans[ch][1] < e)
+                       for ch, (i, e) in enumerate(held)):
+                    continue                  # not published: below the broker's
+                del self.held[m.key]
+                log.info("mqtt", "%s: the ledger passed the broker's totals: published again",
+                         m.name)
             for ch, c in enumerate(chans):
                 # The open period's shadow can exceed what its latch then books by a few
-                # mWh: a published total never goes back, the next increase absorbs it.
+                # mWh, and a floor can lead the ledger: a published total never goes back,
+                # the next increase absorbs it.
                 top = self.pub_max.setdefault((m.key, ch), [0, 0])
                 for k in (0, 1):
                     if c[k] < top[k]:
@@ -274,6 +328,9 @@ class Publisher:
                + self.extra_drops,
                "fw": VERSION, "reset": node.board.reset_cause(),
                "modules": {m.name: m.state for m in node.meters},
+               "storage": node.storage["error"] if not node.storage["ok"] else (
+                   "ledger rejected" if node.ledger.set_aside else "ok"),
+               "held": [m.name for m in node.meters if m.key in self.held],
                "connects": self.link.connects}
         self.outbox.latest(self.base + "/health", json.dumps(doc), True, 0, last)
 
@@ -310,8 +367,9 @@ class Publisher:
                 lo, hi = HA_DELAY_MS
                 self.ha_due = ticks_add(ticks_ms(), lo + random.getrandbits(12) % (hi - lo))
                 log.info("mqtt", "Home Assistant is online: discovery again shortly")
-        elif topic.endswith("/energy") and not self.reconciled:
-            self.retained[topic[len(self.base) + 1:-len("/energy")]] = bytes(msg)
+        elif topic.endswith("/energy") and not self.reconciled and retained:
+            if len(msg) <= 512:           # ours are < 100 bytes
+                self.retained[topic[len(self.base) + 1:-len("/energy")]] = bytes(msg)
 
     async def _on_bound(self, why):
         if self.on_bound_action:

@@ -9,7 +9,7 @@ node falls back to the flash ledger. ESP32 RTC memory holds 2 KB: a record of fo
 meters is about 600 bytes; a record that would not fit is not written (the flash ledger is
 written instead, see sleeper.py).
 """
-from .ledger import LedgerError, decode, encode
+from .ledger import LedgerError, check_meters, decode, encode
 
 MAGIC = b"RBS"
 VERSION = 1
@@ -20,12 +20,13 @@ class StateError(ValueError):
     pass
 
 
-def pack(ledger, anchors, wakes, flash_ms, unchecked=False):
+def pack(ledger, anchors, wakes, flash_ms, unchecked=False, now=0):
     """The record as bytes. anchors: {key: RTC ms of the meter's last good latch};
     unchecked: the totals came from the flash ledger and are not compared with the broker's
-    retained totals yet (wakenet.py)."""
+    retained totals yet (wakenet.py); now: RTC ms of the writing (a replayed old state is
+    told by it)."""
     body = encode({"v": 1, "seq": ledger.seq, "meters": ledger.meters, "anchors": anchors,
-                   "wakes": wakes, "flash_ms": flash_ms, "unchecked": unchecked})
+                   "wakes": wakes, "flash_ms": flash_ms, "unchecked": unchecked, "t": now})
     data = MAGIC + bytes((VERSION,)) + body.encode()
     if len(data) > SIZE:
         raise StateError("the sleep state needs %d bytes, RTC memory has %d" % (len(data), SIZE))
@@ -41,16 +42,13 @@ def unpack(data):
     if data[3] != VERSION:
         raise StateError("sleep state version %d, this firmware reads %d" % (data[3], VERSION))
     try:
-        doc = decode(bytes(data[4:]).decode())
-    except (LedgerError, ValueError, UnicodeError) as e:
+        doc = decode(bytes(data[4:]))
+        check_meters(doc.get("meters"), named=False)
+    except LedgerError as e:
         raise StateError("sleep state corrupted: %s" % e)
     anchors = doc.get("anchors")
-    if not isinstance(anchors, dict) or not isinstance(doc.get("wakes"), int):
+    if not isinstance(anchors, dict) or not all(isinstance(v, int) for v in anchors.values()) \
+            or not isinstance(doc.get("wakes"), int) or not isinstance(doc.get("seq"), int) \
+            or not isinstance(doc.get("t", 0), int) or not isinstance(doc.get("flash_ms", 0), int):
         raise StateError("sleep state incomplete")
-    for key, m in doc["meters"].items():
-        chans = m.get("ch") if isinstance(m, dict) else None
-        if not isinstance(chans, list) or not all(
-                isinstance(c, list) and len(c) == 2 and all(isinstance(v, int) and v >= 0
-                                                            for v in c) for c in chans):
-            raise StateError("sleep state: bad totals for %s" % key)
     return doc

@@ -62,8 +62,17 @@ class Sleeper:
             return None
 
     def _restore(self, doc):
-        """Totals from RTC memory, where they are newer than the flash ledger's."""
+        """Totals from RTC memory, where they are newer than the flash ledger's. A state
+        older than the flash ledger or than the last wake (replayed, or a clock that went
+        back) is used all the same (the max per total), but the totals are compared with
+        the broker's again before they are published (never below what it holds)."""
         led = self.node.ledger
+        age = self.board.rtc_ms() - (doc.get("t") or 0)
+        stale = doc["seq"] < led.seq or not 0 <= age <= self.cfg["period_s"] * 1500 + 60000
+        if stale:
+            log.warning("sleep", "the sleep state is older than expected (save #%d, flash #%d, "
+                        "%d s old): totals checked with the broker", doc["seq"], led.seq,
+                        age // 1000)
         for key, m in doc["meters"].items():
             mine = led.meters.get(key)
             if mine is None:
@@ -78,7 +87,7 @@ class Sleeper:
         self.anchors = dict(doc["anchors"])
         self.wakes = doc["wakes"]
         self.flash_ms = doc.get("flash_ms") or 0
-        self.unchecked = bool(doc.get("unchecked"))
+        self.unchecked = bool(doc.get("unchecked")) or stale
 
     async def cycle(self):
         """One energy cycle: the first call of a boot also restores the state and (cold boot)
@@ -141,20 +150,20 @@ class Sleeper:
 
     def keep(self):
         """RTC memory every wake; the flash ledger every save_s (every wake without RTC
-        memory, or when the state does not fit)."""
+        memory, or when the state does not fit). The flash first, so the state records the
+        ledger's sequence number as it is on flash."""
         node, board = self.node, self.board
         now = board.rtc_ms()
-        flash_due = now - self.flash_ms >= self.cfg["save_s"] * 1000 or self.flash_ms > now
+        flash_due = (now - self.flash_ms >= self.cfg["save_s"] * 1000 or self.flash_ms > now
+                     or not self.has_memory)
+        if flash_due and node.save():
+            self.flash_ms = now
         try:
-            data = pack(node.ledger, self.anchors, self.wakes, now if flash_due else self.flash_ms,
-                        self.unchecked)
+            data = pack(node.ledger, self.anchors, self.wakes, self.flash_ms, self.unchecked, now)
         except StateError as e:
             log.error("sleep", "%s: the flash ledger is written every wake", e)
-            data = None
-        if data is None or not self.has_memory:
-            flash_due = True
-        if flash_due:
-            node.save()
-            self.flash_ms = now
-        if data is not None and self.has_memory:
+            if not flash_due and node.save():
+                self.flash_ms = now
+            return
+        if self.has_memory:
             board.rtc_memory(data)
