@@ -144,8 +144,8 @@ def _supervised(node, board, crashes, main):
     try:
         return True, main()
     except KeyboardInterrupt:
-        node.save()
-        log.info("node", "stopped (ledger saved)")
+        log.info("node", "stopped (%s)", "ledger saved" if node.save() else
+                 "the ledger could NOT be saved: see above")
     except Exception as e:  # noqa: BLE001
         if not _crashed(node, e, crashes):
             _hold_off(board)

@@ -377,6 +377,32 @@ class Meter:
             shadow[ch] = max(0, shadow[ch] - after) + own[ch]
         return shadow
 
+    def swapped_uwh(self, snap):
+        """A period in which another module took this one's place (a reboot with a new UID):
+        (µWh per channel of the old module, of the new one). The old one's is the shadow up
+        to where it went quiet (its last RT window read); the new one's its own windows since
+        its boot. The span between is measured by nobody and is not invented."""
+        shadow = self.take_closed()
+        b0, b1 = self.blackout
+        quiet_ms = max(0, ticks_diff(b1, b0))
+        old = [0, 0, 0]
+        for ch in range(self.channels):
+            after = self.since.peek_uwh(ch) + max(0, self.held[ch]) * quiet_ms // 3600
+            old[ch] = max(0, shadow[ch] - after)
+        return old, self.latched_uwh(snap, count_only=True)
+
+    def replaced(self, uid):
+        """Another module answers at this address: a new identity, the clock calibration
+        and remainders start again, the configured settings are applied to it."""
+        self.uid = self.key = uid
+        self.cal_dt = self.cal_n = 0
+        self.rem = [0, 0, 0]
+        self.reboots_seen = self.dev.module_reboots
+        try:
+            self._apply(self.dev)
+        except RbAmpError as e:
+            log.warning("meter", "%s: settings not applied to the new module (%s)", self.name, e)
+
     def take_closed(self):
         """The shadow import of the closed period(s), µWh per channel; cleared."""
         out = self.closed[:]

@@ -11,6 +11,9 @@ missing, sequential latches otherwise (rbamp.Fleet). Per module and period the o
   lost    the snapshot could not be read three times: the RT shadow is booked instead
   primer  first latch of a (re)joined module: only the RT shadow since it joined counts
   nolatch the latch itself was not acknowledged: the period goes on
+  swapped a reboot with another UID (a hot swap): the old module's part (the shadow up to
+          where it went quiet, and the period's export) to its UID, then a `reboot` record
+          of the new module's own windows since its boot to the new UID
 """
 import asyncio
 from time import ticks_ms
@@ -33,7 +36,8 @@ class Metering:
         self.absent = []          # configured modules not measuring (no General Call then)
         self.cycles = 0
         self.last_cycle = ticks_ms()
-        self.outcomes = {"ok": 0, "stale": 0, "reboot": 0, "lost": 0, "primer": 0, "nolatch": 0}
+        self.outcomes = {"ok": 0, "stale": 0, "reboot": 0, "lost": 0, "primer": 0, "nolatch": 0,
+                         "swapped": 0}
 
     def members(self):
         return [m for m in self.meters if m.state == "ok" and m.has_energy]
@@ -77,8 +81,36 @@ class Metering:
             if t is not None:
                 status, snap = await self._read(m, t)
             self.outcomes[status] += 1
-            out.append(self._book(m, status, snap))
+            uid = self._new_identity(m) if status == "reboot" else None
+            if uid is not None:
+                out.extend(self._book_swap(m, uid, snap))
+            else:
+                out.append(self._book(m, status, snap))
         return out
+
+    @staticmethod
+    def _new_identity(m):
+        """The UID of the module that answers after a reboot when it is another one."""
+        if not m.uid:
+            return None
+        try:
+            uid = m.dev.read_uid().hex()
+        except RbAmpError:
+            return None               # cannot tell now: Node._check_swaps asks again
+        return uid if uid != m.uid else None
+
+    def _book_swap(self, m, uid, snap):
+        """The period spanning a hot swap: the old module's part to its UID, the new one's
+        own windows since its boot to the new UID (booking follows identity)."""
+        log.warning("metering", "%s: a different module (uid %s) now answers at 0x%02x: its "
+                    "energy goes to new totals, uid %s keeps what it measured", m.name, uid,
+                    m.addr, m.uid)
+        old, new = m.swapped_uwh(snap)
+        recs = [self._book(m, "swapped", snap, old)]
+        m.replaced(uid)
+        self.ledger.meter(uid, m.name, m.addr, m.channels)
+        recs.append(self._book(m, "reboot", snap, new, export=False))
+        return recs
 
     async def _read(self, m, t):
         dev = m.dev
@@ -102,12 +134,14 @@ class Metering:
             return ("primer" if snap.primer else "ok"), snap
         return "lost", None   # not reached: the driver gives up after READ_TRIES failures
 
-    def _book(self, m, status, snap):
+    def _book(self, m, status, snap, imports=None, export=True):
         led = self.ledger
         rec = {"module": m.name, "key": m.key, "t": self.epoch(), "status": status,
                "dt_ms": snap.dt_ms if snap is not None else 0, "import_wh": [], "export_wh": [],
                "avg_w": []}
-        if status == "ok":
+        if imports is not None:              # already split (a swap)
+            pass
+        elif status == "ok":
             m.take_closed()                  # the module delivered: the shadow is not needed
             imports = m.latched_uwh(snap)
         elif status == "reboot":
@@ -118,11 +152,12 @@ class Metering:
             imports = [0, 0, 0]
         for ch in range(m.channels):
             imp = imports[ch]
-            exp = m.take_export(ch) if m.export else 0
+            exp = m.take_export(ch) if m.export and export else 0
             led.add(m.key, ch, imp, exp)
             rec["import_wh"].append(imp / 1e6)
             rec["export_wh"].append(exp / 1e6)
             rec["avg_w"].append(snap.avg_power[ch] if status == "ok" else None)
+        self.outcomes["swapped"] += status == "swapped"
         return rec
 
     def provisional(self):
