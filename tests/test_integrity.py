@@ -185,3 +185,180 @@ def test_full_then_read_only_filesystem_is_reported_never_a_reset(tmp_path):
     finally:
         broker.stop()
         subprocess.run(["umount", "-l", fs])
+
+
+BASE = "rbnode/rbnode-00beef"
+SEED_KWH = 1000          # ui3 ch0, seeded by set_total at the first life (a migration)
+
+
+def _own(m):
+    """An energy total the node published (ours are compact JSON; the test's foreign
+    messages have spaces)."""
+    return m.topic.endswith("/energy") and m.payload and b" " not in m.payload
+
+
+def _check_monotonic(rec):
+    last = {}
+    for m in rec.since():
+        if not _own(m):
+            continue
+        d = m.json()
+        mod = m.topic.split("/")[-2]
+        for k in ("imp", "exp"):
+            for ch, v in enumerate(d[k]):
+                key = (mod, d["uid"], k, ch)
+                assert v >= last.get(key, 0), "%s went from %s to %s kWh" % (key, last[key], v)
+                last[key] = v
+    return last
+
+
+@pytest.mark.xdist_group("cpu")
+def test_published_totals_never_decrease_across_restarts_and_foreign_totals(tmp_path):
+    """20 lives (Ctrl-C and power cuts alternately) with a module missing at boot, foreign
+    clients re-serialising and forging retained totals, a flash wipe: the totals the node
+    publishes never decrease, and the ledger changes only by what the modules measured and
+    by the gated commands (set_total, restore_totals)."""
+    from tools.broker import Broker
+    from tools.mqttrec import Recorder
+    import random
+    import signal
+    rng = random.Random(16)
+    broker = Broker()
+    MISSING, RESERIALISE, FORGE, WIPE, LIVES = 3, 6, 9, 14, 20
+    cfg = base_config(modules=[{"address": "0x50", "name": "ui3"},
+                               {"address": "0x51", "name": "basic-pv", "bidirectional": True}],
+                      save_s=4, wifi={"ssid": "ap", "password": "pw"},
+                      mqtt={"host": broker.host, "port": broker.port, "allow_totals": True})
+    kills = 0
+    try:
+        with Recorder(broker) as rec:
+            run = NodeRun(tmp_path, scenario("energy_bench.json"), cfg)
+            run.ctl.set_load(module="ui3", ch=0, load=1500)
+            run.ctl.set_load(module="basic-pv", ch=0, load=-700)
+            t0 = run.ctl.truth()["truth"]
+            for life in range(LIVES):
+                if life == WIPE:                       # reflashed with an erase
+                    for f in os.listdir(run.fs):
+                        if f.startswith("energy."):
+                            os.remove(os.path.join(run.fs, f))
+                if life == MISSING:
+                    run.ctl.module_fault(module="basic-pv", action="unplug")
+                n, mark = len(run.lines), rec.mark()
+                run.start()
+                run.wait_for("link: connected", timeout=30, start=n)
+                mods = ["ui3", "basic-pv"]
+                if life == MISSING:                    # nothing of it until it is found
+                    mods = ["ui3"]
+                if life in (FORGE + 1, WIPE):          # held: the broker is far above
+                    run.wait_for("ui3: the broker holds totals", timeout=15, start=n)
+                    mods.remove("ui3")
+                for mod in mods:
+                    rec.wait(lambda m: _own(m) and m.topic == "%s/%s/energy" % (BASE, mod),
+                             start=mark, timeout=20, what="%s energy (life %d)" % (mod, life))
+                if life == MISSING:
+                    time.sleep(1)
+                    assert not [m for m in rec.since(mark) if _own(m) and "basic-pv" in m.topic]
+                    run.ctl.module_fault(module="basic-pv", action="replug")
+                    rec.wait(lambda m: _own(m) and "basic-pv/energy" in m.topic, start=mark,
+                             timeout=40, what="basic-pv energy once it is found")
+                if life == 0:                          # a migration: seeded, gated
+                    rec.publish(BASE + "/cmd/set_total", json.dumps(
+                        {"id": "seed", "module": "ui3", "channel": 0, "import_kwh": SEED_KWH}))
+                    rec.wait(lambda m: _own(m) and "ui3/energy" in m.topic and
+                             m.json()["imp"][0] >= SEED_KWH, start=mark, timeout=10)
+                if life in (FORGE + 1, WIPE):
+                    use = "ledger" if life == FORGE + 1 else "broker"
+                    m2 = rec.mark()
+                    rec.publish(BASE + "/cmd/restore_totals",
+                                json.dumps({"id": "r%d" % life, "module": "ui3", "use": use}))
+                    r = rec.wait(lambda m: m.topic == BASE + "/result", start=m2).json()
+                    assert r["ok"], r
+                    e = rec.wait(lambda m: _own(m) and "ui3/energy" in m.topic, start=m2).json()
+                    assert SEED_KWH <= e["imp"][0] < SEED_KWH + 1, e
+                time.sleep(rng.uniform(0.1, 1.5))
+                if life % 2:
+                    run.stop(signal.SIGKILL)           # a power cut
+                    kills += 1
+                else:
+                    assert run.stop() == 0
+                _check_monotonic(rec)
+                last = rec.since()
+                if life == RESERIALISE:                # the same values, spaced, keys moved
+                    for m in reversed(last):
+                        if _own(m) and "ui3/energy" in m.topic:
+                            d = m.json()
+                            rec.publish(m.topic, "{ \"imp\" : [ %s ],\n \"exp\": [ %s ], \"uid\": "
+                                        "\"%s\" }" % (" , ".join("%.6f" % v for v in d["imp"]),
+                                                      ", ".join("%.6f" % v for v in d["exp"]),
+                                                      d["uid"]), retain=True)
+                            break
+                if life == FORGE:                      # another client's total
+                    rec.publish(BASE + "/ui3/energy", '{"uid": "%s", "imp": [123456, 0, 0], '
+                                '"exp": [0, 0, 0]}' % OLD, retain=True)
+            truth = run.ctl.truth()["truth"]
+            run.bench.stop()
+        out = run.output()
+        with open(os.path.join(str(tmp_path), "node.log"), "w") as f:
+            f.write(out)
+        assert "Traceback" not in out, out[-3000:]
+        last = _check_monotonic(rec)
+        # the ledger: the modules' energy and the seed; nothing from the broker but the
+        # restore the user asked for after the wipe (the totals published before it)
+        led = read_ledger(run.fs)["meters"]
+        got = led[OLD]["ch"][0][0] / 1e6
+        want = SEED_KWH * 1000 + truth["ui3"][0][0] - t0["ui3"][0][0]
+        lost = kills * (4 + 1.5) * 1500 / 3600      # each power cut: at most save_s + a period
+        print("ui3: ledger %.3f Wh, seed + truth %.3f Wh, %d power cuts" % (got, want, kills))
+        assert want - lost <= got <= want + 0.01, (got, want, lost)
+        pv = led["e2000000000000000000beef"]["ch"][0]
+        pv_truth = truth["basic-pv"][0][1] - t0["basic-pv"][0][1]
+        # after the wipe basic-pv starts again from 0 (its lead was small: the published
+        # total rests on the broker's until the ledger passes it)
+        assert pv[1] / 1e6 < pv_truth, (pv, pv_truth)
+        assert last[("ui3", OLD, "imp", 0)] < SEED_KWH + 1, last
+        assert out.count("the broker's total leads the ledger") >= 1, out[-3000:]
+    finally:
+        broker.stop()
+
+
+def test_a_replayed_sleep_state_never_lowers_a_published_total(tmp_path):
+    """Sleep mode: RTC memory is replaced by a valid but old copy of itself (a replay, or a
+    state restored from before some wakes): the wake compares its totals with the broker's
+    again, and no published total goes down."""
+    from tools.broker import Broker
+    from tools.mqttrec import Recorder
+    path = os.path.join(str(tmp_path), "scenario.json")
+    with open(path, "w") as f:
+        json.dump(scenario("energy_bench.json"), f)
+    bench = hostenv.BenchProcess(path)
+    ctl = bench.client()
+    broker = Broker()
+    cfg = base_config(mode="sleep", period_s=60, save_s=3000, node={"id": "sl2"},
+                      modules=[{"address": "0x50", "name": "ui3"}],
+                      wifi={"ssid": "ap", "password": "pw"}, sleep={"awake_s": 8},
+                      mqtt={"host": broker.host, "port": broker.port, "discovery": False})
+    node = HostNode(str(tmp_path), bench.address, cfg, bench_client=ctl)
+    ctl.set_load(module="ui3", ch=0, load=W_OLD)
+    rtc = os.path.join(node.board, "rtc_memory")
+    logs = []
+    try:
+        with Recorder(broker) as rec:
+            for wake in range(7):
+                if wake == 2:
+                    with open(rtc, "rb") as f:
+                        old = f.read()
+                if wake == 5:                      # the copy from three wakes ago
+                    with open(rtc, "wb") as f:
+                        f.write(old)
+                out = node.start(stdout=subprocess.PIPE).communicate(timeout=60)[0].decode()
+                logs.append(out)
+                assert node.finish() is not None, out
+            pub = [m.json()["imp"][0] for m in rec.msgs if m.topic == "rbnode/sl2/ui3/energy"]
+    finally:
+        node.kill()
+        bench.stop()
+        broker.stop()
+    text = "".join(logs)
+    assert "the sleep state is older than expected" in logs[5], logs[5]
+    assert len(pub) >= 6 and all(b >= a for a, b in zip(pub, pub[1:])), pub
+    assert "Traceback" not in text

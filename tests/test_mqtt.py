@@ -152,7 +152,8 @@ def test_malformed_commands_refused_valid_ones_work(tmp_path):
     rng = random.Random(7)
     try:
         with Recorder(broker) as rec, NodeRun(tmp_path, scenario("energy_bench.json"),
-                                             net_config(broker, period_s=30)) as run:
+                                             net_config(broker, period_s=30,
+                                                        mqtt={"allow_totals": True})) as run:
             run.ctl.set_load(module="ui3", ch=0, load=2000)
             rec.wait(lambda m: m.topic == BASE + "/ui3/energy", timeout=30)
             mark = rec.mark()

@@ -12,10 +12,11 @@ longer needs (names got shorter) must be cleared with an empty retained message,
 keeps a stale copy: the publisher remembers how many it sent.
 unique_id = <node id>_<module uid>_<key>: stable across re-addressing and renaming.
 
-Energy: kWh, device_class energy, state_class total_increasing. The ledger never lets a
-total decrease, so the only decrease HA can see is a real restart of the counter (a wiped
-flash): with total_increasing HA books that as a new cycle, where `total` would book the
-whole lifetime as negative consumption. (HA treats a dip under 10 % as a glitch, not a reset.)
+Energy: kWh, device_class energy, state_class total_increasing. No published total ever
+decreases (the ledger never does, and the broker's retained total is a floor, publisher.py):
+the only decrease HA can see is one the user chose (restore_totals "ledger"); with
+total_increasing HA books a drop below 90 % as a new cycle (where `total` would book the
+whole lifetime as negative consumption), and subtracts a smaller dip with a warning.
 """
 import json
 

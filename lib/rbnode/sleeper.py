@@ -17,9 +17,9 @@ modules (mains powered) never stop measuring.
 
 State: energy totals and anchors in RTC memory (rtcstate.py: magic, version, CRC) on every
 wake; the flash ledger every save_s. RTC memory that is garbage (a brown-out) is rejected and
-the flash ledger used: the periods booked since its last save are lost (with MQTT they come
-back from the broker's retained totals, wakenet.py), never counted twice, and the period open
-in the module is booked from its window count. Boards without RTC memory
+the flash ledger used: the periods booked since its last save are lost (with MQTT the
+published totals stay at the broker's until the ledger passes them: never a dip, publisher.py),
+never counted twice, and the period open in the module is booked from its window count. Boards without RTC memory
 (RP2040, whose deep sleep also stops its clock) write the flash ledger on every wake: choose
 period_s with the flash in mind (README, sleep mode).
 

@@ -147,7 +147,7 @@ def test_command_parse_errors_name_the_problem():
 
 
 class _Net:
-    cfg = {"mqtt": {"allow_remote_config": False}}
+    cfg = {"mqtt": {"allow_remote_config": False, "allow_totals": False}}
 
     def __init__(self):
         self.results = []
@@ -162,12 +162,43 @@ def test_every_bad_command_gets_an_answer():
     cmds = Commands(None, net)
     for name, payload in (("latch", b"[" * 200 + b"]" * 200), ("latch", b"\xff"),
                           ("set_ct", b'{"id": "a", "module": "m", "channel": 0, "amps": 5}'),
-                          ("latch", b"x" * 513)):
+                          ("latch", b"x" * 513),
+                          ("set_total", b'{"id": "t", "module": "m", "channel": 0, '
+                                        b'"import_kwh": 5}'),
+                          ("restore_totals", b'{"id": "u", "module": "m", "use": "broker"}')):
         cmds.handle(name, payload)
-    eq([r["ok"] for r in net.results], [False] * 4)
+    eq([r["ok"] for r in net.results], [False] * 6)
     eq(net.results[2]["id"], "a")
     if "remote configuration is off" not in net.results[2]["error"]:
         raise AssertionError(net.results[2])
+    for r in net.results[4:]:                    # totals change only with mqtt.allow_totals
+        if "mqtt.allow_totals" not in r["error"]:
+            raise AssertionError(r)
+
+
+def test_totals_commands_are_bounded():
+    eq(parse("set_total", '{"module": "m", "channel": 0, "import_kwh": "9999999999.5"}'),
+       {"module": "m", "channel": 0, "import_kwh": 9999999999500000000})
+    for payload in ('{"module": "m", "channel": 0, "import_kwh": "1%s"}' % ("0" * 400),
+                    '{"module": "m", "channel": 0, "import_kwh": 10000000000}',
+                    '{"module": "m", "channel": 0, "import_kwh": 1e300}'):
+        e = raises(CommandError, parse, "set_total", payload)
+        if "0 to 9999999999" not in str(e):
+            raise AssertionError(str(e))
+    eq(parse("restore_totals", '{"module": "m", "use": "ledger"}'), {"module": "m", "use": "ledger"})
+    raises(CommandError, parse, "restore_totals", '{"module": "m", "use": "mine"}')
+
+
+def test_retained_totals_parse_whatever_the_spacing():
+    from rbnode.publisher import energy_json, parse_energy
+    ours = energy_json("ab12", [[1234567891234000, 5], [0, 10**15]])
+    want = ("ab12", [1234567891234000, 0], [0, 10**15])
+    eq(parse_energy(ours), want)
+    eq(parse_energy('{ "exp" : [ 0.000000 ,\n 1000000.000000 ],  "uid":"ab12",\t"imp": '
+                    '[1234567.891234, 0] }'), want)
+    for bad in ("", "[]", '{"uid": 5, "imp": [1], "exp": [1]}', '{"uid": "a", "imp": [-1], '
+                '"exp": [0]}', '{"uid": "a", "imp": [1e3], "exp": [0]}', "\xff", '{"uid": "a"}'):
+        raises(ValueError, parse_energy, bad)
 
 
 
