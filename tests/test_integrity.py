@@ -212,7 +212,6 @@ def _check_monotonic(rec):
     return last
 
 
-@pytest.mark.xdist_group("cpu")
 def test_published_totals_never_decrease_across_restarts_and_foreign_totals(tmp_path):
     """20 lives (Ctrl-C and power cuts alternately) with a module missing at boot, foreign
     clients re-serialising and forging retained totals, a flash wipe: the totals the node

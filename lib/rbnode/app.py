@@ -72,11 +72,16 @@ def _crashes(board, cfg):
 
 
 def _rtc_count(board, cfg, data=None):
-    """RTC memory for the crash count (continuous mode only), or None."""
+    """RTC memory for the crash count (continuous mode only): its bytes, or True once data
+    is written; None where there is none."""
     if cfg["mode"] != "continuous" or board is None:
         return None
     try:
-        return board.rtc_memory(data)
+        mem = board.rtc_memory()
+        if mem is None or data is None:
+            return mem
+        board.rtc_memory(data)
+        return True
     except Exception:  # noqa: BLE001
         return None
 
