@@ -202,3 +202,19 @@ def test_node_enters_safe_mode_and_stays_at_the_repl(tmp_path, bench, text, expe
     with open(os.path.join(node.fs, "safe_mode.txt")) as f:
         assert expect in f.read()
     assert "Traceback" not in out
+
+
+def test_safe_mode_never_shows_a_password(tmp_path, bench):
+    """A too-long or mistyped password is refused without its value (issue 17, part 4): not
+    in the node's message, not in safe_mode.txt."""
+    secret_w, secret_m = "wifi-Secret-" + "x" * 70, "mqtt-Secret-" + "y" * 130
+    for i, cfg in enumerate(({"wifi": {"ssid": "ap", "password": secret_w}},
+                             {"mqtt": {"host": "h", "password": secret_m}, "wifi": {"ssid": "a"}},
+                             {"wifi": {"ssid": "ap", "password": 12345678901}})):
+        node = HostNode(str(tmp_path / str(i)), bench.address, cfg, bench_client=bench.client())
+        out = node.start(stdout=subprocess.PIPE).communicate(timeout=30)[0].decode()
+        with open(os.path.join(node.fs, "safe_mode.txt")) as f:
+            text = out + f.read()
+        assert "SAFE MODE" in out and "password" in out and "hidden" in out, out
+        for secret in ("Secret", "12345678901"):
+            assert secret not in text, text

@@ -350,3 +350,47 @@ def test_tls_with_the_ca_file_and_a_wrong_ca_refused(tmp_path):
                 assert run.stop() == 0
     finally:
         broker.stop()
+
+
+def test_non_ascii_names_arrive_intact_and_cost_no_reconnect(tmp_path):
+    """mqtt_as sizes packets with len(): the link hands it UTF-8 bytes, so a node or channel
+    name with umlauts, accents or a symbol arrives intact, discovery parts are at most 1024
+    bytes (not characters), and no connection is lost over it (issue 17, part 1)."""
+    broker = Broker()
+    names = ["küche ☀", "Salle de bain", "Bäder ÄÖÜß"]
+    node_name = "Zähler ☀ Haus — Küche"
+    mods = [{"address": "0x50", "name": "ui3", "channels": names}]
+    try:
+        with Recorder(broker) as rec, NodeRun(tmp_path, scenario("energy_bench.json"),
+                                             net_config(broker, modules=mods,
+                                                        node={"name": node_name})) as run:
+            run.ctl.set_load(module="ui3", ch=0, load=1500)
+            rec.wait(lambda m: m.topic == BASE + "/ui3/energy", timeout=30, what="energy")
+            rec.wait(lambda m: m.topic == BASE + "/ui3/state", timeout=15, what="state")
+            mark = rec.mark()
+            rec.publish(BASE + "/cmd/latch", json.dumps({"id": "ü-1 ☀"}, ensure_ascii=False))
+            r = rec.wait(lambda m: m.topic == BASE + "/result", start=mark, timeout=10).json()
+            assert r == {"id": "ü-1 ☀", "cmd": "latch", "ok": True}, r
+            time.sleep(3)
+            assert run.stop() == 0
+        out = run.output()
+        assert out.count("link: connected") == 1 and "connection lost" not in out, out[-3000:]
+        disc = [m for m in rec.msgs if m.topic.startswith("homeassistant/device/") and m.payload]
+        assert disc
+        seen = set()
+        for m in disc:
+            assert len(m.payload) <= 1024, (m.topic, len(m.payload))
+            doc = json.loads(m.payload.decode("utf-8"))       # strict: valid UTF-8 JSON
+            dev = doc.get("dev", {})
+            if "name" in dev:
+                seen.add(dev["name"])
+            for c in doc["cmps"].values():
+                seen.add(c["name"])
+        assert node_name in seen, seen
+        for n in names:
+            assert n + " power" in seen, (n, sorted(seen)[:20])
+        for m in rec.msgs:
+            if m.topic.startswith(BASE) and m.payload[:1] == b"{":
+                json.loads(m.payload.decode("utf-8"))
+    finally:
+        broker.stop()

@@ -122,6 +122,9 @@ def _type_name(v):
     return type(v).__name__
 
 
+SECRETS = ("password",)    # keys whose values no message shows
+
+
 def _show(v):
     s = json.dumps(v)
     return s if len(s) <= 40 else s[:37] + "..."
@@ -164,7 +167,10 @@ def _value(path, spec, v, errs):
         kind = kind[4:]
 
     def bad(allowed):
-        errs.append("%s = %s: %s" % (path, _show(v), allowed))
+        shown = _show(v)
+        if path.rsplit(".", 1)[-1] in SECRETS:    # never in a message, safe_mode.txt, a log
+            shown = "(hidden, %d characters)" % len(shown)
+        errs.append("%s = %s: %s" % (path, shown, allowed))
 
     if kind == "int":
         if not _is_int(v) and not (_is_num(v) and isinstance(v, float) and v == int(v)):

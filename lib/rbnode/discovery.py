@@ -82,6 +82,11 @@ def _dumps(obj):
     return json.dumps(obj, separators=(",", ":"))
 
 
+def _size(obj):
+    """Bytes on the wire (UTF-8), not characters: the limit is the broker's and mqtt_as's."""
+    return len(_dumps(obj).encode())
+
+
 def module_components(nid, mod):
     """(measurements, energy): [(component id, config)] of one module in a fixed order.
     mod: name, uid, channels, channel_names, voltage (bool), export (bool). Energy
@@ -130,7 +135,7 @@ def pack(device, groups, limit=LIMIT):
         for cid, c in comps:
             if cur is not None:
                 cur["cmps"][cid] = c
-                if len(_dumps(cur)) <= limit:
+                if _size(cur) <= limit:
                     continue
                 del cur["cmps"][cid]
                 parts.append(_dumps(cur))
@@ -142,7 +147,7 @@ def pack(device, groups, limit=LIMIT):
                 cur["dev"] = device
                 cur["o"] = ORIGIN
             cur["cmps"] = {cid: c}
-            if len(_dumps(cur)) > limit:
+            if _size(cur) > limit:
                 raise ValueError("discovery component %s does not fit in %d bytes" % (cid, limit))
         if cur is not None:
             parts.append(_dumps(cur))

@@ -43,6 +43,12 @@ def backoff_ms(attempt, lo_s, hi_s):
     return base // 2 + (base * random.getrandbits(10) >> 10)
 
 
+def utf8(text):
+    """Text as UTF-8 bytes for mqtt_as, which sizes a packet with len(): characters for a
+    str, so any non-ASCII character would make the packet short and corrupt the stream."""
+    return text.encode() if isinstance(text, str) else text
+
+
 def mqtt_config(cfg, client_id, status_topic):
     """The mqtt_as config dict for our config.json sections."""
     from mqtt_as import config as defaults
@@ -52,7 +58,7 @@ def mqtt_config(cfg, client_id, status_topic):
               "user": m["user"], "password": m["password"], "keepalive": m["keepalive"],
               "ssid": cfg["wifi"]["ssid"] or None, "wifi_pw": cfg["wifi"]["password"] or None,
               "queue_len": 16, "clean": True, "clean_init": True,
-              "will": (status_topic, "offline", True, 1)})
+              "will": (utf8(status_topic), b"offline", True, 1)})
     if m["tls"]:
         c["ssl"] = True
         params = {"server_hostname": m["host"]}
@@ -177,8 +183,8 @@ class Link:
             c.up.clear()
             self._up()
             for topic, qos in self.subscriptions:
-                await c.subscribe(topic, qos)
-            await c.publish(self.status_topic, "online", True, 1)
+                await c.subscribe(utf8(topic), qos)
+            await c.publish(utf8(self.status_topic), b"online", True, 1)
             if self.on_up:
                 self.on_up()
             self._ready.set()
@@ -227,7 +233,8 @@ class Link:
 
     async def _publish(self, c, msg):
         try:
-            await c.publish(*msg)               # waits (and retries) while offline
+            topic, payload, retain, qos = msg
+            await c.publish(utf8(topic), utf8(payload), retain, qos)   # waits while offline
             self.published += 1
         finally:
             self._inflight.remove(msg[0])
@@ -241,7 +248,7 @@ class Link:
         PUBACK). It waits while offline, so only a caller with its own time bound uses it
         (a sleep-mode wake)."""
         await self._ready.wait()
-        await self.client.publish(topic, payload, retain, qos)
+        await self.client.publish(utf8(topic), utf8(payload), retain, qos)
         self.published += 1
 
     async def flushed(self):
@@ -280,7 +287,7 @@ class Link:
             return False
         self._leaving = True
         try:
-            await asyncio.wait_for(c.publish(self.status_topic, status, True, 1),
+            await asyncio.wait_for(c.publish(utf8(self.status_topic), utf8(status), True, 1),
                                    GOODBYE_TIMEOUT_S)
             await asyncio.wait_for(c.disconnect(), GOODBYE_TIMEOUT_S)
             return True

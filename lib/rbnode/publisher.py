@@ -41,7 +41,7 @@ from . import log
 from . import discovery
 from .commands import Commands
 from .integrate import kwh, parse_kwh_uwh
-from .link import Link
+from .link import Link, utf8
 from .outbox import Outbox
 
 RECONCILE_MS = 2000       # wait for the retained totals after the first connect
@@ -162,9 +162,9 @@ class Publisher:
         """Read our own retained totals once: the floors (see the module's docstring)."""
         c = self.link.client
         topic = self.base + "/+/energy"
-        await c.subscribe(topic, 1)
+        await c.subscribe(utf8(topic), 1)
         await asyncio.sleep_ms(RECONCILE_MS)
-        await c.unsubscribe(topic)
+        await c.unsubscribe(utf8(topic))
         self.reconciled = True
         if not self.asleep:
             self.announce()
