@@ -59,3 +59,20 @@ def test_power_on_clears_rtc_memory(tmp_path, bench):
         assert out.decode().strip() == expect
         assert node.finish() is None
         node.power_on()
+
+
+def test_make_run_on_a_fresh_clone_measures_and_publishes(tmp_path):
+    """The README's first command with no config.json: the example config, a private broker,
+    the node measuring and connected (not safe mode)."""
+    import os
+    import sys
+    from tools import hostenv
+    p = subprocess.run([sys.executable, os.path.join(hostenv.ROOT, "tools", "hostrun.py"),
+                        "--config", os.path.join(hostenv.ROOT, "config.example.json"),
+                        "--run-dir", str(tmp_path / "run"), "--duration", "14"],
+                       capture_output=True, text=True, timeout=120)
+    out = p.stdout + p.stderr
+    assert p.returncode == 0, out
+    assert "SAFE MODE" not in out and "Traceback" not in out, out
+    assert "3 of 3 module(s) measuring" in out, out
+    assert "link: connected" in out, out

@@ -133,6 +133,9 @@ class HostNode:
             self.proc.wait()
 
 
+BENCH_SSID = "bench-ap"      # make run: the simulated WiFi when config.json names none
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--duration", type=float, default=float(os.getenv("DURATION") or 0),
@@ -169,6 +172,11 @@ def main(argv=None):
         try:  # point the node at the broker of this run (the host stands in for the LAN)
             config = json.loads(config)
             config.setdefault("mqtt", {}).update(host=mqtt_host, port=mqtt_port)
+            wifi = config.setdefault("wifi", {})
+            if not wifi.get("ssid"):      # the host board's access point takes any name
+                wifi["ssid"] = BENCH_SSID
+                print("[run] wifi.ssid empty in %s: using the bench's access point %r"
+                      % (os.path.basename(cfg_path), BENCH_SSID))
         except ValueError:
             pass  # a broken config.json is the node's to report
     shutil.rmtree(a.run_dir, ignore_errors=True)
