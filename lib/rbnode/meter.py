@@ -373,9 +373,13 @@ class Meter:
                   "before %d), shadow %s, since %s, own %s", self.name, b0, b1, boot, n,
                   self.c_last, shadow, [self.since.peek_uwh(c) for c in range(3)], own)
         for ch in range(self.channels):
-            after = self.since.peek_uwh(ch) + max(0, self.held[ch]) * held_ms // 3600
-            shadow[ch] = max(0, shadow[ch] - after) + own[ch]
+            shadow[ch] = max(0, shadow[ch] - self._after_quiet(ch, held_ms)) + own[ch]
         return shadow
+
+    def _after_quiet(self, ch, held_ms):
+        """Shadow µWh integrated since the blackout, plus the power held through held_ms of
+        it: what the shadow of a period holds after the module went quiet."""
+        return self.since.peek_uwh(ch) + max(0, self.held[ch]) * held_ms // 3600
 
     def swapped_uwh(self, snap):
         """A period in which another module took this one's place (a reboot with a new UID):
@@ -387,8 +391,7 @@ class Meter:
         quiet_ms = max(0, ticks_diff(b1, b0))
         old = [0, 0, 0]
         for ch in range(self.channels):
-            after = self.since.peek_uwh(ch) + max(0, self.held[ch]) * quiet_ms // 3600
-            old[ch] = max(0, shadow[ch] - after)
+            old[ch] = max(0, shadow[ch] - self._after_quiet(ch, quiet_ms))
         return old, self.latched_uwh(snap, count_only=True)
 
     def replaced(self, uid):

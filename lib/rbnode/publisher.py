@@ -104,6 +104,11 @@ def parse_energy(text):
     return doc["uid"], arr("imp"), arr("exp")
 
 
+def _below(c, floor):
+    """A channel's [import, export] under a floor [import, export] in either of them."""
+    return c[0] < floor[0] or c[1] < floor[1]
+
+
 def energy_json(uid, channels):
     """channels: [[import µWh, export µWh]]."""
     return '{"uid":"%s","imp":[%s],"exp":[%s]}' % (
@@ -209,18 +214,18 @@ class Publisher:
         led = self.node.ledger.meters
         for (key, ch), top in self.pub_max.items():
             c = led.get(key, {}).get("ch", ())
-            if ch < len(c) and (c[ch][0] < top[0] or c[ch][1] < top[1]):
+            if ch < len(c) and _below(c[ch], top):
                 return True
         return False
 
     def restore(self, m, use):
         """The restore_totals command: the broker's held totals into the ledger (use
         "broker"), or the ledger's published as they are (use "ledger": HA books a reset).
-        Returns the totals [[imp, exp]] now in the ledger."""
+        False when there was nothing to decide (no hold; for "ledger", no floor above it)."""
         held = self.held.pop(m.key, None)
         led = self.node.ledger
         above = [ch for ch in range(m.channels) if (m.key, ch) in self.pub_max and
-                 list(led.total(m.key, ch)) < self.pub_max[(m.key, ch)]]
+                 _below(led.total(m.key, ch), self.pub_max[(m.key, ch)])]
         if use == "broker" and held:
             for ch, (i, e) in enumerate(held[:m.channels]):
                 imp, exp = led.total(m.key, ch)
@@ -297,8 +302,7 @@ class Publisher:
             self._floor(m, chans)
             held = self.held.get(m.key)
             if held is not None:
-                if any(ch < len(chans) and (chans[ch][0] < i or chans[ch][1] < e)
-                       for ch, (i, e) in enumerate(held)):
+                if any(ch < len(chans) and _below(chans[ch], h) for ch, h in enumerate(held)):
                     continue                  # not published: below the broker's
                 del self.held[m.key]
                 log.info("mqtt", "%s: the ledger passed the broker's totals: published again",
