@@ -47,9 +47,10 @@ def make_test_ca(d, cn="127.0.0.1"):
 
 class Broker:
     """`Broker()` starts mosquitto on 127.0.0.1:<free port>; `stop()` ends it.
-    With tls={"cert": ..., "key": ...} it also listens with TLS on `tls_port`."""
+    With tls={"cert": ..., "key": ...} it also listens with TLS on `tls_port`; `extra`: more
+    mosquitto.conf lines."""
 
-    def __init__(self, port=None, verbose=False, tls=None):
+    def __init__(self, port=None, verbose=False, tls=None, extra=""):
         exe = find_mosquitto()
         if not exe:
             raise RuntimeError("mosquitto not found: run `make setup` (installs Debian's mosquitto)")
@@ -63,9 +64,10 @@ class Broker:
             if tls:
                 f.write("listener %d 127.0.0.1\ncertfile %s\nkeyfile %s\n"
                         % (self.tls_port, tls["cert"], tls["key"]))
-                if os.geteuid() == 0:      # else mosquitto drops to a user that cannot read them
-                    f.write("user root\n")
+            if os.geteuid() == 0:   # else mosquitto drops to a user that cannot read the
+                f.write("user root\n")     # certificates or password file in a test's folder
             f.write("log_type error\nlog_type warning\n" if not verbose else "log_type all\n")
+            f.write(extra)
         self.proc = subprocess.Popen([exe, "-c", conf], stdout=subprocess.DEVNULL,
                                      stderr=None if verbose else subprocess.DEVNULL)
         for p in (self.port, self.tls_port):

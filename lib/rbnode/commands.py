@@ -11,15 +11,22 @@
     {"id": "r8", "module": "mains", "use": "broker"}          restore_totals (allow_totals)
 set_total and restore_totals change totals: only with mqtt.allow_totals (off by default).
 Result: {"id": <the request's id>, "cmd": <name>, "ok": true/false, "error": "..."}.
-Every problem (not JSON, unknown command or key, wrong type, unknown module, a total that
-would decrease, remote configuration not allowed) is an error result and changes nothing.
+Every problem (not JSON, empty, retained, unknown command or key, wrong type, unknown
+module, a total that would decrease, a gate that is off, too many too fast) is an error
+result and changes nothing. A command is a non-empty JSON object ({} at least): an empty
+message (what clears a retained one) is no command. Each command has a rate limit (RATE: a
+burst, then one per interval); reboot is refused in the first REBOOT_HOLD_S after a boot, so
+a command that keeps arriving (retained: a broker delivers it to a live subscriber as a
+plain message, and again at every connect) cannot make a reboot loop.
 """
 import asyncio
 import json
+from time import ticks_add, ticks_diff, ticks_ms
 
 from . import log
 from .config import CT_AMPS
 from .integrate import parse_kwh_uwh
+from .names import quoted
 
 MAX_PAYLOAD = 512
 # name -> {key: (type name, required)}
@@ -37,6 +44,11 @@ SPECS = {
 REMOTE_CONFIG = ("set_ct", "set_sensor_class")
 TOTALS = ("set_total", "restore_totals")
 MAX_KWH_DIGITS = 10       # set_total: at most 9 999 999 999 kWh
+# name -> (burst, interval s): `burst` at once, then one per interval
+RATE = {"latch": (3, 10), "discovery": (2, 30), "reboot": (1, 300), "stay_awake": (5, 1),
+        "set_total": (10, 2), "restore_totals": (3, 10), "set_ct": (3, 10),
+        "set_sensor_class": (2, 30)}
+REBOOT_HOLD_S = 60
 
 
 class CommandError(ValueError):
@@ -50,12 +62,11 @@ def parse(name, payload):
     if len(payload) > MAX_PAYLOAD:
         raise CommandError("payload of %d bytes, at most %d" % (len(payload), MAX_PAYLOAD))
     if not payload.strip():
-        doc = {}
-    else:
-        try:
-            doc = json.loads(payload)
-        except (ValueError, UnicodeError):
-            raise CommandError("payload is not JSON")
+        raise CommandError("empty payload: a command is a JSON object ({} at least)")
+    try:
+        doc = json.loads(payload)
+    except (ValueError, UnicodeError):
+        raise CommandError("payload is not JSON")
     if not isinstance(doc, dict):
         raise CommandError("payload must be a JSON object {...}")
     spec = SPECS[name]
@@ -112,14 +123,37 @@ def _value(cmd, key, kind, v):
     bad("?")
 
 
+class Rate:
+    """Per-command limits: a burst, then one per interval (GCRA: `due` is when the bucket
+    is full again)."""
+
+    def __init__(self, limits):
+        self.limits = limits
+        self.due = {}
+
+    def wait_s(self, name, now):
+        """0 and counted when `name` may run now, else the seconds until it may."""
+        burst, every = self.limits[name]
+        every *= 1000
+        due = self.due.get(name, now)
+        ahead = ticks_diff(due, now)
+        if ahead < 0 or ahead > burst * every:      # idle (or ticks wrapped long ago)
+            due, ahead = now, 0
+        if ahead > (burst - 1) * every:
+            return (ahead - (burst - 1) * every + 999) // 1000
+        self.due[name] = ticks_add(due, every)
+        return 0
+
+
 class Commands:
     def __init__(self, node, net):
         self.node = node
         self.net = net
         self.handled = 0
         self.errors = 0
+        self.rate = Rate(RATE)
 
-    def handle(self, name, payload):
+    def handle(self, name, payload, retained=False):
         """Parse and run one command (payload: bytes); always answers on the result topic."""
         rid = None
         try:
@@ -127,6 +161,9 @@ class Commands:
                 raise CommandError("payload of %d bytes, at most %d" % (len(payload), MAX_PAYLOAD))
             text = bytes(payload).decode()
             rid = _request_id(text)
+            if retained:
+                raise CommandError("retained: a command is sent without the retain flag "
+                                   "(clear it with an empty retained message)")
             args = parse(name, text)
             if name in REMOTE_CONFIG and not self.net.cfg["mqtt"]["allow_remote_config"]:
                 raise CommandError("%s: remote configuration is off (mqtt.allow_remote_config)"
@@ -134,6 +171,14 @@ class Commands:
             if name in TOTALS and not self.net.cfg["mqtt"]["allow_totals"]:
                 raise CommandError("%s: changing totals over MQTT is off (mqtt.allow_totals)"
                                    % name)
+            if name == "reboot" and self.node.uptime_s() < REBOOT_HOLD_S:
+                raise CommandError("reboot: refused in the first %d s after a boot (the node "
+                                   "is up %d s)" % (REBOOT_HOLD_S, self.node.uptime_s()))
+            wait = self.rate.wait_s(name, ticks_ms())
+            if wait:
+                burst, every = RATE[name]
+                raise CommandError("%s: too many (at most %d at once, then one every %d s): "
+                                   "try again in %d s" % (name, burst, every, wait))
             asyncio.create_task(self._run(rid, name, args))
         except CommandError as e:
             self._answer(rid, name, False, error=str(e))
@@ -142,13 +187,18 @@ class Commands:
         except Exception as e:  # noqa: BLE001 - e.g. JSON nested too deep: still an answer
             self._answer(rid, name, False, error="payload not usable: %r" % (e,))
 
+    def too_long(self, name, n):
+        """A command the link did not take in (longer than it reads): refused unread."""
+        self._answer(None, name, False, error="payload of %d bytes, at most %d" % (
+            n, MAX_PAYLOAD))
+
     def _answer(self, rid, name, ok, **extra):
         doc = {"id": rid, "cmd": name[:32], "ok": ok}
         doc.update(extra)
         self.handled += 1
         if not ok:
             self.errors += 1
-            log.warning("cmd", "%s refused: %s", name[:32], extra.get("error"))
+            log.warning("cmd", "%s refused: %s", quoted(name[:32]), extra.get("error"))
         self.net.result(doc)
 
     async def _run(self, rid, name, args):

@@ -9,9 +9,13 @@ every key with its default (tests keep the three in step).
 """
 import json
 
+from .names import display_problem, quoted, slug, topic_problem
+
 # A spec is (kind, default, arg):
-#   int / num: arg = (lo, hi)      str: arg = max length      id: [a-z0-9_-], arg = max length
-#   topic: MQTT topic prefix (no wildcards, no leading/trailing /), arg = max length
+#   int / num: arg = (lo, hi)      str: any text, arg = max UTF-8 bytes
+#   text: a display name (any script; no control or invisible characters), arg = max bytes
+#   id: [a-z0-9_-] (it keys topics and unique ids), arg = max length
+#   topic: MQTT topic prefix (names.topic_problem), arg = max UTF-8 bytes
 #   bool        enum: arg = tuple of choices      pin: GPIO number 0..48 or null
 #   addr: I2C address 0x08..0x77 (integer or "0x50")
 #   sub: arg = nested schema       list: arg = (item spec, max items)
@@ -21,9 +25,10 @@ LEVELS = ("debug", "info", "warning", "error")
 
 MODULE = {
     "address": ("addr", None, None),
-    "name": ("id", "", 24),
+    "id": ("id", "", 24),
+    "name": ("text", "", 48),
     "uid": ("opt_hex", None, 24),
-    "channels": ("list", [], (("str", "", 24), 3)),
+    "channels": ("list", [], (("text", "", 32), 3)),
     "sensor_class": ("opt_enum", None, ("sct013",)),
     "ct": ("list", [], (("opt_ct", None, None), 3)),
     "tier": ("enum", "auto", ("auto", "basic", "standard")),
@@ -35,7 +40,7 @@ MODULE = {
 SCHEMA = {
     "node": ("sub", None, {
         "id": ("id", "", 32),
-        "name": ("str", "rbAmp node", 64),
+        "name": ("text", "rbAmp node", 64),
     }),
     "mode": ("enum", "continuous", ("continuous", "sleep")),
     "log_level": ("enum", "info", LEVELS),
@@ -126,7 +131,7 @@ SECRETS = ("password",)    # keys whose values no message shows
 
 
 def _show(v):
-    s = json.dumps(v)
+    s = quoted(v) if isinstance(v, str) else json.dumps(v)
     return s if len(s) <= 40 else s[:37] + "..."
 
 
@@ -148,6 +153,20 @@ def _distance(a, b):
             cur.append(min(prev[j + 1] + 1, cur[j] + 1, prev[j] + (ca != cb)))
         prev = cur
     return prev[-1]
+
+
+ID_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_-"
+
+
+def is_id(v):
+    return all(c in ID_CHARS for c in v)
+
+
+def _nbytes(v):
+    try:
+        return len(v.encode())
+    except UnicodeError:         # CPython: a lone surrogate from a "\ud800" escape
+        return 1 << 30
 
 
 def _is_int(v):
@@ -189,16 +208,20 @@ def _value(path, spec, v, errs):
         if not isinstance(v, bool):
             return bad("must be true or false")
         return v
-    if kind in ("str", "id", "hex", "topic"):
+    if kind in ("str", "text", "id", "hex", "topic"):
         if not isinstance(v, str):
             return bad("must be text (in double quotes), not %s" % _type_name(v))
-        if len(v) > arg:
-            return bad("too long (%d characters, at most %d)" % (len(v), arg))
-        if kind == "id" and any(c not in "abcdefghijklmnopqrstuvwxyz0123456789_-" for c in v):
+        if kind == "text":
+            why = display_problem(v, arg)
+            return bad(why) if why else v
+        if kind == "topic":
+            why = topic_problem(v, arg)
+            return bad("not usable as an MQTT topic prefix: " + why) if why else v
+        n = _nbytes(v)
+        if n > arg:
+            return bad("too long (%d bytes in UTF-8, at most %d)" % (n, arg))
+        if kind == "id" and not is_id(v):
             return bad("use only a-z, 0-9, '-' and '_' (it becomes part of MQTT topics)")
-        if kind == "topic" and (not v or any(c in v for c in "+#\x00") or v[0] == "/" or
-                                v[-1] == "/"):
-            return bad("must be an MQTT topic prefix without +, # and leading/trailing /")
         if kind == "hex":
             v = v.lower()
             if len(v) % 2 or any(c not in "0123456789abcdef" for c in v):
@@ -276,6 +299,7 @@ def _object(path, schema, obj, errs):
 def _cross_checks(cfg, errs):
     mods = cfg["modules"]
     seen = {}
+    derived = {}
     for i, m in enumerate(mods):
         if not isinstance(m, dict) or m.get("address") is None:
             continue
@@ -284,20 +308,22 @@ def _cross_checks(cfg, errs):
         if a in seen:
             errs.append("%s.address = \"0x%02x\": already used by modules[%d]" % (where, a, seen[a]))
         seen[a] = i
-        if not m["name"]:
-            m["name"] = "m%02x" % a
+        derived[i] = _module_id(m)
         chans = m["channels"] or []
         if m["variant"] is not None and len(chans) > (ord(m["variant"][-1]) - 48):
             errs.append("%s.channels: %d names for a %s module (%s channels)" % (
                 where, len(chans), m["variant"], m["variant"][-1]))
         if m["ct"] and m["sensor_class"] is None:
             m["sensor_class"] = "sct013"   # a CT model needs the class first (§9.1)
-    names = [m["name"] for m in mods if isinstance(m, dict) and m.get("name")]
-    for n in names:
-        if names.count(n) > 1:
-            errs.append("modules: name %s used more than once (names key the MQTT topics)"
-                        % json.dumps(n))
-            break
+    ids = {}
+    for i, m in enumerate(mods):
+        if not isinstance(m, dict) or not m.get("id"):
+            continue
+        if m["id"] in ids:
+            errs.append("modules[%d]: id %s%s is already modules[%d]'s (ids key the MQTT "
+                        "topics: give one of them an \"id\")" % (
+                            i, _show(m["id"]), derived.get(i, ""), ids[m["id"]]))
+        ids[m["id"]] = i
     pins = [m["drdy_pin"] for m in mods if isinstance(m, dict) and m.get("drdy_pin") is not None]
     i2c = cfg["i2c"]
     for k in ("sda", "scl"):
@@ -322,6 +348,23 @@ def _cross_checks(cfg, errs):
         errs.append("link.action = \"sleep\": only in mode \"sleep\" (use \"reset\" or \"none\")")
     if cfg["mqtt"]["host"] and not cfg["wifi"]["ssid"]:
         errs.append("wifi.ssid: missing, required when mqtt.host is set")
+
+
+def _module_id(m):
+    """A module without an id gets one: its name when that is an id already (so configs
+    from before ids keep their topics), else a slug of the name ("Küche" -> "kuche"), else
+    m<address>. A name shown in Home Assistant defaults to the id."""
+    name, note = m["name"], ""
+    if not m["id"]:
+        if name and is_id(name) and len(name) <= 24:
+            m["id"] = name
+        else:
+            m["id"] = slug(name, "-") or "m%02x" % m["address"]
+            if name:
+                note = " (derived from the name %s)" % _show(name)
+    if not name:
+        m["name"] = m["id"]
+    return note
 
 
 def check(raw):

@@ -20,6 +20,8 @@ whole lifetime as negative consumption), and subtracts a smaller dip with a warn
 """
 import json
 
+from . import names
+
 LIMIT = 1024
 ORIGIN = {"name": "rbnode", "sw": ""}
 
@@ -43,6 +45,7 @@ DIAGNOSTICS = (
     ("stale", "stale latches", None, None, "total_increasing"),
     ("rejects", "sanity rejects", None, None, "total_increasing"),
     ("drops", "MQTT messages dropped", None, None, "total_increasing"),
+    ("rx_drops", "MQTT messages not taken in", None, None, "total_increasing"),
     ("storage", "ledger storage", None, None, None),
     ("fw", "firmware", None, None, None),
     ("reset", "last reset reason", None, None, None),
@@ -50,11 +53,8 @@ DIAGNOSTICS = (
 
 
 def slug(text):
-    """An entity-id fragment: lower case, [a-z0-9_]."""
-    out = []
-    for c in text.lower():
-        out.append(c if ("a" <= c <= "z" or "0" <= c <= "9") else "_")
-    return "".join(out).strip("_") or "x"
+    """An entity-id fragment: lower case, [a-z0-9_] (Latin diacritics folded)."""
+    return names.slug(text, "_", 64) or "x"
 
 
 def _component(uid, eid, name, dclass, unit, sclass, tpl, extra=None):
@@ -89,11 +89,11 @@ def _size(obj):
 
 def module_components(nid, mod):
     """(measurements, energy): [(component id, config)] of one module in a fixed order.
-    mod: name, uid, channels, channel_names, voltage (bool), export (bool). Energy
+    mod: id, name (shown), uid, channels, channel_names, voltage, export (bool). Energy
     components read the module's energy topic, the others its state topic."""
     meas, energy = [], []
     base_uid = "%s_%s_" % (nid, mod["uid"])
-    base_eid = "%s_%s_" % (slug(nid), slug(mod["name"]))
+    base_eid = "%s_%s_" % (slug(nid), slug(mod["id"]))
     if mod["voltage"]:
         meas.append(("u", _component(base_uid + "u", base_eid + "voltage", "voltage",
                                      "voltage", "V", "measurement", "u")))
@@ -182,7 +182,7 @@ def devices(base, nid, node, modules, limit=LIMIT, expire_after=None):
             len(diag))]
     for mod in modules:
         oid = "%s_%s" % (nid, mod["uid"])
-        mt = "%s/%s/%s/" % (base, nid, mod["name"])
+        mt = "%s/%s/%s/" % (base, nid, mod["id"])
         dev = {"ids": [oid], "name": mod["name"], "mf": "rbAmp", "mdl": mod["variant"],
                "sw": mod["fw"], "sn": mod["uid"], "via_device": nid}
         meas, energy = module_components(nid, mod)

@@ -1,6 +1,6 @@
 """The node's internal interface: what the connectivity layer (and anything else) reads.
 
-    hub.meters              list of Meter: .name .state .problem .dev.rt (latest RT block)
+    hub.meters              list of Meter: .id .label .state .problem .dev.rt (latest RT block)
     await hub.periods.get() period records (dicts, see metering.py), oldest first
     await hub.events.get()  power events and node events (dicts with "kind")
     hub.totals()            {meter name: [[import_wh, export_wh] per channel]}
@@ -51,7 +51,7 @@ class Hub:
 
     def meter(self, name):
         for m in self.meters:
-            if m.name == name:
+            if m.id == name:
                 return m
         return None
 
@@ -60,11 +60,11 @@ class Hub:
         for m in self.meters:
             if m.key is None or m.key not in self.ledger.meters:
                 continue
-            out[m.name] = [[c[0] / 1e6, c[1] / 1e6] for c in self.ledger.meters[m.key]["ch"]]
+            out[m.id] = [[c[0] / 1e6, c[1] / 1e6] for c in self.ledger.meters[m.key]["ch"]]
         return out
 
     def health(self):
-        h = {"meters": {m.name: {"state": m.state, "problem": m.problem, "samples": m.samples,
+        h = {"meters": {m.id: {"state": m.state, "problem": m.problem, "samples": m.samples,
                                  "read_errors": m.read_errors, "gap_ms": m.gap_ms,
                                  "count_mismatch": m.count_mismatch,
                                  "retries": m.dev.retry_count_total if m.dev else 0}

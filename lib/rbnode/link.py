@@ -25,9 +25,15 @@ import random
 from time import ticks_diff, ticks_ms
 
 from . import log
+from .names import shown
 
 CONNECT_TIMEOUT_S = 120     # one connect attempt: WiFi association (60 s on ESP32) + broker
 GOODBYE_TIMEOUT_S = 5
+MAX_IN = 1024               # longest topic or payload taken in (ours: commands <= 512 bytes,
+                            # retained totals < 100): a longer one is read and dropped
+DRAIN = 256                 # the piece an oversize message is thrown away in
+READ_BURST = 16             # inbound messages read per turn when they are waiting
+ACK_POLL_MS = 20
 INFLIGHT = 4                # outbox messages published at once, one per topic (mqtt_as
                             # polls a PUBACK every 100 ms: one at a time, QoS 1 would go at
                             # 10 a second; one per topic, as a reconnect may resend them in
@@ -54,14 +60,19 @@ def mqtt_config(cfg, client_id, status_topic):
     from mqtt_as import config as defaults
     m = cfg["mqtt"]
     c = dict(defaults)
-    c.update({"server": m["host"], "port": m["port"], "client_id": client_id.encode(),
-              "user": m["user"], "password": m["password"], "keepalive": m["keepalive"],
+    c.update({"server": m["host"], "port": m["port"], "client_id": utf8(client_id),
+              "user": utf8(m["user"]), "password": utf8(m["password"]),
+              "keepalive": m["keepalive"],
               "ssid": cfg["wifi"]["ssid"] or None, "wifi_pw": cfg["wifi"]["password"] or None,
               "queue_len": 16, "clean": True, "clean_init": True,
               "will": (utf8(status_topic), b"offline", True, 1)})
     if m["tls"]:
         c["ssl"] = True
-        params = {"server_hostname": m["host"]}
+        # do_handshake=False: the handshake runs inside mqtt_as's non-blocking writes and
+        # reads, bounded by its response_time like any socket operation. ssl's own
+        # handshake loops until the server answers: a server that accepts TCP and stays
+        # silent blocked the event loop (no metering, the watchdog reset the board).
+        params = {"server_hostname": m["host"], "do_handshake": False}
         if m["ca_file"]:
             import ssl
             try:
@@ -96,13 +107,14 @@ def ca_der(data):
 
 class Link:
     def __init__(self, cfg, client_id, status_topic, outbox, on_up=None, on_message=None,
-                 on_bound=None):
+                 on_bound=None, on_oversize=None):
         self.cfg = cfg["link"]
         self.status_topic = status_topic
         self.outbox = outbox
         self.on_up = on_up
         self.on_message = on_message
         self.on_bound = on_bound
+        self.on_oversize = on_oversize  # fn(topic, bytes, retained): a message not taken in
         self.subscriptions = []         # (topic, qos), renewed after every connect
         self.attempts = 0               # failed attempts in the current outage
         self.connects = 0
@@ -117,6 +129,9 @@ class Link:
         self.quick = False              # first connect without the WiFi integrity check
         self._inflight = []             # topics of the outbox messages being published
         self._leaving = False           # goodbye() said: the disconnect is ours
+        self.oversize = 0               # inbound messages longer than MAX_IN, dropped
+        self.unhandled = 0              # inbound messages whose handler failed
+        self.lost_why = None            # why the last connection was lost, when known
 
     # ---- the connection -----------------------------------------------------------------------
     def _make_client(self):
@@ -125,6 +140,86 @@ class Link:
         link = self
 
         class Client(MQTTClient):
+            def __init__(self, config):
+                super().__init__(config)
+                self._oversize = 0
+                put = self.queue.put
+
+                def deliver(topic, msg, retained):
+                    n, self._oversize = self._oversize, 0
+                    if n:
+                        link._oversize(topic, n, retained)
+                    else:
+                        put(topic, msg, retained)
+                self._cb = deliver
+
+            async def _as_read(self, n, sock=None):
+                # Inbound bounded before it is allocated: mqtt_as reads a message's topic
+                # and payload with one read each, into a buffer that grows to fit and keeps
+                # its size (a 1 MB message: MemoryError and a dropped link). A read longer
+                # than MAX_IN is consumed in small pieces and thrown away; the message is
+                # counted, never delivered (and the connection stays up, so a retained
+                # monster cannot cause a reconnect loop).
+                if n <= MAX_IN:
+                    return await super()._as_read(n, sock)
+                left = n
+                while left:
+                    k = min(left, DRAIN)
+                    await super()._as_read(k, sock)
+                    left -= k
+                self._oversize = n
+                return self._mvbuf[:0]
+
+            async def _handle_msg(self):
+                # mqtt_as's reader, taking up to READ_BURST waiting messages per turn of
+                # the lock instead of one per 5 ms: a broker that queued a flood for us
+                # sends it ahead of the PUBACKs of our own publishes, which mqtt_as gives
+                # response_time (10 s) before it drops the connection; reading one message
+                # per 5 ms (often 15 on a busy host) a 2000-command flood cost the link.
+                try:
+                    while self.isconnected():
+                        async with self.lock:
+                            for _ in range(READ_BURST):
+                                seen = self.last_rx
+                                await self.wait_msg()
+                                if self.last_rx == seen:
+                                    break                   # nothing (more) waiting
+                        await asyncio.sleep_ms(5)
+                except OSError:
+                    pass
+                self._reconnect()
+
+            async def _await_pid(self, pid):
+                # An ack (PUBACK, SUBACK, UNSUBACK) comes after everything the broker queued
+                # for us before it: TCP is in order, and under an inbound flood that is
+                # seconds of messages. mqtt_as gives it response_time from the request
+                # and then drops the connection (a 2000-command flood did, and the broker
+                # discarded the rest with the session). Here the clock runs from the last
+                # byte received: while data keeps arriving the broker is alive and the ack
+                # on its way; response_time of silence is a failure as before. Polled
+                # every ACK_POLL_MS (mqtt_as: 100 ms, so at most 10 QoS 1 messages a
+                # second went out per topic).
+                t = ticks_ms()
+                while pid in self.rcv_pids:
+                    last = self.last_rx if ticks_diff(self.last_rx, t) > 0 else t
+                    if ticks_diff(ticks_ms(), last) > self._response_time or \
+                            not self.isconnected():
+                        return False
+                    await asyncio.sleep_ms(ACK_POLL_MS)
+                return True
+
+            async def wait_msg(self):
+                # mqtt_as asserts on a read of b"" (the broker closed the socket) and on
+                # malformed acks: an AssertionError its reader task does not catch (a
+                # traceback per broker restart, and the reconnect waits for the keepalive).
+                # As an OSError it is the connection loss it is: one log line, reconnect.
+                try:
+                    await super().wait_msg()
+                except AssertionError as e:
+                    link.lost_why = "broker closed the connection" if "Empty" in str(e) \
+                        else "bad packet from the broker (%s)" % e
+                    raise OSError(-1, link.lost_why)
+
             async def wifi_connect(self, quick=False):
                 # Every attempt (the first connect and mqtt_as's reconnects) starts here.
                 await link._before_attempt()
@@ -208,7 +303,25 @@ class Link:
         if self._leaving:
             log.info("link", "disconnected")
         else:
-            log.warning("link", "connection lost; mqtt_as reconnects")
+            log.warning("link", "connection lost%s; mqtt_as reconnects",
+                        " (%s)" % self.lost_why if self.lost_why else "")
+        self.lost_why = None
+
+    def _oversize(self, topic, n, retained):
+        self.oversize += 1
+        log.warning("link", "message of %d bytes on %s dropped (at most %d taken in)%s", n,
+                    shown(topic) or "?", MAX_IN, " (retained)" if retained else "")
+        if self.on_oversize and topic:
+            try:
+                self.on_oversize(bytes(topic).decode(), n, retained)
+            except Exception as e:  # noqa: BLE001 - never into mqtt_as's reader
+                log.error("link", "oversize message on %s not handled: %r", shown(topic), e)
+
+    def rx_dropped(self):
+        """Inbound messages not handled: mqtt_as's queue overflowed (it drops the oldest),
+        too long to take in, or their handler failed."""
+        c = self.client
+        return (c.queue.discards if c else 0) + self.oversize + self.unhandled
 
     async def _inbox(self):
         async for topic, msg, retained in self.client.queue:
@@ -217,7 +330,8 @@ class Link:
                 try:
                     self.on_message(topic.decode(), msg, retained)
                 except Exception as e:  # noqa: BLE001 - a bad message never stops the link
-                    log.error("link", "message on %s not handled: %r", topic, e)
+                    self.unhandled += 1
+                    log.error("link", "message on %s not handled: %r", shown(topic), e)
 
     async def _publisher(self):
         c = self.client

@@ -30,7 +30,8 @@ class Meter:
     def __init__(self, spec, i2c, tries, events_cfg):
         self.spec = spec
         self.addr = spec["address"]
-        self.name = spec["name"]
+        self.id = spec["id"]              # topics, commands, health, logs: [a-z0-9_-]
+        self.label = spec["name"]         # shown in Home Assistant: any text
         self.i2c = i2c
         self.tries = tries
         self.dev = None
@@ -108,7 +109,7 @@ class Meter:
         self.have_t = False
         self.use_seq, self.seq, self.restarted = v13, -1, False
         self.state, self.problem = "ok", ""
-        log.info("meter", "%s: %s at 0x%02x, protocol v1.%d, %s tier, uid %s, CT %s", self.name,
+        log.info("meter", "%s: %s at 0x%02x, protocol v1.%d, %s tier, uid %s, CT %s", self.id,
                  dev.variant_name(), self.addr, dev.firmware_version - 1, self.tier_name(),
                  self.uid or "- (legacy)", self.ct_text())
         return True
@@ -131,11 +132,11 @@ class Meter:
         want = self.spec["uid"]
         if want and self.uid and want != self.uid:
             log.warning("meter", "%s: the module at 0x%02x has uid %s, config.json expects %s: "
-                        "counting it as a new meter", self.name, self.addr, self.uid, want)
+                        "counting it as a new meter", self.id, self.addr, self.uid, want)
         tier = self.spec["tier"]
         if tier != "auto" and dev.tier & 8 and TIERS[dev.tier & 3] != tier:
             log.warning("meter", "%s: config.json says tier %s, the module reports %s",
-                        self.name, tier, TIERS[dev.tier & 3])
+                        self.id, tier, TIERS[dev.tier & 3])
 
     def _apply(self, dev):
         """Sensor class and CT models, written only where they differ (one flash save)."""
@@ -150,15 +151,15 @@ class Meter:
             for ch, code in want:
                 if ch >= dev.channels:
                     log.warning("meter", "%s: ct[%d] set but the module has %d channels",
-                                self.name, ch, dev.channels)
+                                self.id, ch, dev.channels)
                     continue
                 changed = dev.set_ct_model_ch(ch, code, save=False) or changed
         except RbAmpParamError as e:
             log.error("meter", "%s: CT setting refused (%s); measuring with the module's own "
-                      "setting", self.name, e)
+                      "setting", self.id, e)
         if changed:
             dev.save_user_config()
-            log.info("meter", "%s: sensor class / CT models written and saved", self.name)
+            log.info("meter", "%s: sensor class / CT models written and saved", self.id)
 
     def lost(self, why):
         self.state, self.problem = "missing", why
@@ -215,7 +216,7 @@ class Meter:
         if self.digest_off >= 3:
             self.use_seq = False
             log.warning("meter", "%s: no SEQ in the digest window; every DRDY edge reads the "
-                        "RT block", self.name)
+                        "RT block", self.id)
 
     def read(self):
         """Read the RT block; False (counted) when the bus or the module failed. After a
@@ -365,12 +366,12 @@ class Meter:
         boot = ticks_add(self.c_last, -n * 200)
         if n <= 0 or ticks_diff(boot, b0) < -200 or ticks_diff(boot, b1) > 200:
             log.debug("meter", "%s rebooted at %d ms (%d windows before %d), not where it went "
-                      "quiet (%d..%d ms): RT shadow only", self.name, boot, n, self.c_last, b0, b1)
+                      "quiet (%d..%d ms): RT shadow only", self.id, boot, n, self.c_last, b0, b1)
             return shadow          # the boot is not where we saw the module go quiet
         own = self.latched_uwh(snap, count_only=True)
         held_ms = max(0, ticks_diff(b1, boot))
         log.debug("meter", "%s rebooted: quiet from %d to %d ms, boot at %d ms (%d windows "
-                  "before %d), shadow %s, since %s, own %s", self.name, b0, b1, boot, n,
+                  "before %d), shadow %s, since %s, own %s", self.id, b0, b1, boot, n,
                   self.c_last, shadow, [self.since.peek_uwh(c) for c in range(3)], own)
         for ch in range(self.channels):
             shadow[ch] = max(0, shadow[ch] - self._after_quiet(ch, held_ms)) + own[ch]
@@ -404,7 +405,7 @@ class Meter:
         try:
             self._apply(self.dev)
         except RbAmpError as e:
-            log.warning("meter", "%s: settings not applied to the new module (%s)", self.name, e)
+            log.warning("meter", "%s: settings not applied to the new module (%s)", self.id, e)
 
     def take_closed(self):
         """The shadow import of the closed period(s), µWh per channel; cleared."""

@@ -47,7 +47,7 @@ class Metering:
         # a General-Call frame latches every module that has it enabled, also one the node
         # cannot read now (missing after a bus error): its period would close unread and be
         # lost. While a configured module is missing, the latches are sequential.
-        absent = [m.name for m in self.meters if m.state != "ok"]
+        absent = [m.id for m in self.meters if m.state != "ok"]
         if devs != self.fleet.modules or absent != self.absent:
             self.absent = absent
             try:
@@ -103,12 +103,12 @@ class Metering:
         """The period spanning a hot swap: the old module's part to its UID, the new one's
         own windows since its boot to the new UID (booking follows identity)."""
         log.warning("metering", "%s: a different module (uid %s) now answers at 0x%02x: its "
-                    "energy goes to new totals, uid %s keeps what it measured", m.name, uid,
+                    "energy goes to new totals, uid %s keeps what it measured", m.id, uid,
                     m.addr, m.uid)
         old, new = m.swapped_uwh(snap)
         recs = [self._book(m, "swapped", snap, old)]
         m.replaced(uid)
-        self.ledger.meter(uid, m.name, m.addr, m.channels)
+        self.ledger.meter(uid, m.id, m.addr, m.channels)
         recs.append(self._book(m, "reboot", snap, new, export=False))
         return recs
 
@@ -118,25 +118,25 @@ class Metering:
             try:
                 snap = dev.read_period_snapshot(latched_at=t)
             except RbAmpStaleError:
-                log.info("metering", "%s: empty latch, the period goes on", m.name)
+                log.info("metering", "%s: empty latch, the period goes on", m.id)
                 return "stale", None
             except RbAmpIOError as e:
                 if not dev.period_pending:
                     log.warning("metering", "%s: period snapshot unreadable (%s): booked from "
-                                "RT power", m.name, e)
+                                "RT power", m.id, e)
                     return "lost", None
                 await asyncio.sleep_ms(READ_GAP_MS)
                 continue
             if snap.gap:
                 log.warning("metering", "%s: module rebooted: its period is booked from RT power",
-                            m.name)
+                            m.id)
                 return "reboot", snap
             return ("primer" if snap.primer else "ok"), snap
         return "lost", None   # not reached: the driver gives up after READ_TRIES failures
 
     def _book(self, m, status, snap, imports=None, export=True):
         led = self.ledger
-        rec = {"module": m.name, "key": m.key, "t": self.epoch(), "status": status,
+        rec = {"module": m.id, "key": m.key, "t": self.epoch(), "status": status,
                "dt_ms": snap.dt_ms if snap is not None else 0, "import_wh": [], "export_wh": [],
                "avg_w": []}
         if imports is not None:              # already split (a swap)

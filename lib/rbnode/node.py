@@ -40,7 +40,7 @@ class Node:
         self._failed = asyncio.Event()
         self._latch_now = asyncio.Event()
         self._latched = asyncio.Event()
-        self.t_boot = ticks_ms()
+        self._up = [0, ticks_ms()]        # ms running since boot, at ticks
         self.alive_checks = []      # fns -> bool: services the watchdog feed depends on
         self.stay_awake = False     # set by the stay_awake command (sleep mode)
         self.storage = {"ok": True, "error": None, "failures": 0}   # the last ledger save
@@ -78,7 +78,7 @@ class Node:
                 self._register(m)
             else:
                 log.warning("node", "%s (0x%02x) not found: %s; still looking every %d s",
-                            m.name, m.addr, m.problem, RETRY_S)
+                            m.id, m.addr, m.problem, RETRY_S)
         known = [s["address"] for s in specs]
         for a in found:
             if a not in known:
@@ -105,10 +105,10 @@ class Node:
         return spec
 
     def _register(self, m):
-        self.ledger.meter(m.key, m.name, m.addr, m.channels)
+        self.ledger.meter(m.key, m.id, m.addr, m.channels)
 
     def _on_power_event(self, m, ch, before, after):
-        self.hub.events.put({"kind": "power", "module": m.name, "ch": ch, "t": self.board.epoch(),
+        self.hub.events.put({"kind": "power", "module": m.id, "ch": ch, "t": self.board.epoch(),
                              "before_w": before / 1000, "after_w": after / 1000})
 
     # ---- services --------------------------------------------------------------------------
@@ -194,7 +194,7 @@ class Node:
                     continue
                 if uid and uid != m.uid:
                     log.warning("node", "%s: a different module (uid %s) now answers at 0x%02x: "
-                                "new totals", m.name, uid, m.addr)
+                                "new totals", m.id, uid, m.addr)
                     m.uid = m.key = uid
                     self._register(m)
 
@@ -242,26 +242,36 @@ class Node:
         while True:
             await asyncio.sleep(1)
             n += 1
+            self.uptime_s()
             self._heap(collect=n % GC_EVERY_S == 0)
             now = ticks_ms()
             for m in self.meters:
                 if m.state == "ok":
-                    seen = last.get(m.name)
+                    seen = last.get(m.id)
                     if seen is None or seen[0] != m.samples:
-                        last[m.name] = (m.samples, now)
+                        last[m.id] = (m.samples, now)
                     elif ticks_diff(now, seen[1]) > LOST_S * 1000:
-                        log.warning("node", "%s (0x%02x) stopped answering", m.name, m.addr)
+                        log.warning("node", "%s (0x%02x) stopped answering", m.id, m.addr)
                         self._book_lost(m)
                         m.lost("no answer for %d s" % LOST_S)
-                        self.hub.events.put({"kind": "module_lost", "module": m.name,
+                        self.hub.events.put({"kind": "module_lost", "module": m.id,
                                              "t": self.board.epoch()})
                 elif ticks_diff(now, m.retry_at) >= 0:
                     m.retry_at = ticks_add(now, RETRY_S * 1000)
                     if m.detect():
                         self._register(m)
-                        last.pop(m.name, None)
-                        self.hub.events.put({"kind": "module_found", "module": m.name,
+                        last.pop(m.id, None)
+                        self.hub.events.put({"kind": "module_found", "module": m.id,
                                              "t": self.board.epoch()})
+
+    def uptime_s(self):
+        """Seconds since boot. Accumulated (the supervisor calls it every second): a plain
+        ticks_diff from boot wraps after 2**29 ms, 6.2 days."""
+        now = ticks_ms()
+        up = self._up
+        up[0] += ticks_diff(now, up[1])
+        up[1] = now
+        return up[0] // 1000
 
     def _book_lost(self, m):
         """The shadow and export of a module that left are real energy: book them."""

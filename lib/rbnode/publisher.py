@@ -131,7 +131,7 @@ class Publisher:
                                  else "%s-%s" % (node.node_id, chip))
         self.outbox = Outbox(32)
         self.link = Link(cfg, cid, self.base + "/status", self.outbox, self._on_up,
-                         self._on_message, self._on_bound)
+                         self._on_message, self._on_bound, self._on_oversize)
         self.commands = Commands(node, self)
         self.link.subscribe(self.base + "/cmd/+", 1)
         self.link.subscribe(m["discovery_prefix"] + "/status", 1)
@@ -177,14 +177,14 @@ class Publisher:
     def _floor(self, m, chans):
         """The first time a module's totals are to be published: compare them with the
         broker's retained ones (its floor)."""
-        text = self.retained.pop(m.name, None)
+        text = self.retained.pop(m.id, None)
         if not text:
             return
         try:
             uid, imps, exps = parse_energy(text.decode())
         except (ValueError, UnicodeError):
             log.warning("mqtt", "%s: the retained energy total on the broker is not one of "
-                        "ours: overwritten", m.name)
+                        "ours: overwritten", m.id)
             return
         if uid != m.key:
             return                        # another module's totals (a swap): a new meter
@@ -196,7 +196,7 @@ class Publisher:
             log.error("mqtt", "%s: the broker holds totals up to %s kWh above the ledger's (a "
                       "wiped flash, or another client): its totals are not published until the "
                       "ledger passes them or the restore_totals command says which to use "
-                      "(README, Faults and recovery)", m.name, kwh(lead))
+                      "(README, Faults and recovery)", m.id, kwh(lead))
             return
         for ch in range(n):
             top = self.pub_max.setdefault((m.key, ch), [0, 0])
@@ -204,12 +204,12 @@ class Publisher:
         if lead > 0:
             log.warning("mqtt", "%s: the broker's total leads the ledger by %s kWh (published "
                         "after the last save, then a power cut): published as it is until the "
-                        "ledger passes it", m.name, kwh(lead))
+                        "ledger passes it", m.id, kwh(lead))
 
     def floor_pending(self):
         """A published total rests on a floor the ledger has not reached yet, or a module's
         floor is still unchecked (sleep mode reads the broker again at the next wake)."""
-        if self.held or any(m.name in self.retained for m in self.node.meters):
+        if self.held or any(m.id in self.retained for m in self.node.meters):
             return True
         led = self.node.ledger.meters
         for (key, ch), top in self.pub_max.items():
@@ -235,7 +235,7 @@ class Publisher:
                 self.pub_max.pop((m.key, ch), None)
         done = held is not None or (use == "ledger" and bool(above))
         if done:
-            log.warning("mqtt", "%s: restore_totals: the %s's totals are used", m.name, use)
+            log.warning("mqtt", "%s: restore_totals: the %s's totals are used", m.id, use)
         return done
 
     def announce(self):
@@ -251,7 +251,7 @@ class Publisher:
         for m in node.meters:
             if m.state != "ok" or m.key is None:
                 continue
-            mods.append({"name": m.name, "uid": m.key, "variant": m.dev.variant_name(),
+            mods.append({"id": m.id, "name": m.label, "uid": m.key, "variant": m.dev.variant_name(),
                          "fw": "1.%d" % (m.dev.firmware_version - 1), "channels": m.channels,
                          "channel_names": m.spec["channels"], "voltage": m.has_energy,
                          "export": m.export})
@@ -281,11 +281,11 @@ class Publisher:
 
     def publish_state(self, m, last=False):
         try:
-            self.outbox.latest("%s/%s/state" % (self.base, m.name), state_json(m), True, 0,
+            self.outbox.latest("%s/%s/state" % (self.base, m.id), state_json(m), True, 0,
                                last)
         except (OSError, AttributeError):
             return
-        self.last_p[m.name] = list(m.p)
+        self.last_p[m.id] = list(m.p)
 
     def publish_energy(self, last=False):
         if not self.reconciled:
@@ -306,7 +306,7 @@ class Publisher:
                     continue                  # not published: below the broker's
                 del self.held[m.key]
                 log.info("mqtt", "%s: the ledger passed the broker's totals: published again",
-                         m.name)
+                         m.id)
             for ch, c in enumerate(chans):
                 # The open period's shadow can exceed what its latch then books by a few
                 # mWh, and a floor can lead the ledger: a published total never goes back,
@@ -316,25 +316,25 @@ class Publisher:
                     if c[k] < top[k]:
                         c[k] = top[k]
                     top[k] = c[k]
-            self.outbox.latest("%s/%s/energy" % (self.base, m.name),
+            self.outbox.latest("%s/%s/energy" % (self.base, m.id),
                                energy_json(m.key, chans), True, 1, last)
 
     def publish_health(self, last=False):
         h = self.node.hub.health()
         meters = h["meters"].values()
         node = self.node
-        doc = {"rssi": self._rssi(), "uptime": ticks_diff(ticks_ms(), node.t_boot) // 1000,
+        doc = {"rssi": self._rssi(), "uptime": node.uptime_s(),
                "heap": gc.mem_free(), "retries": sum(x["retries"] for x in meters),
                "exhausted": sum(m.dev.retry_exhaustion_count for m in node.meters if m.dev),
                "stale": h["metering"]["stale"],
                "rejects": sum(m.dev.sanity_reject_count for m in node.meters if m.dev),
                "drops": self.outbox.dropped + h["periods_dropped"] + h["events_dropped"]
-               + self.extra_drops,
+               + self.extra_drops, "rx_drops": self.link.rx_dropped(),
                "fw": VERSION, "reset": node.board.reset_cause(),
-               "modules": {m.name: m.state for m in node.meters},
+               "modules": {m.id: m.state for m in node.meters},
                "storage": node.storage["error"] if not node.storage["ok"] else (
                    "ledger rejected" if node.ledger.set_aside else "ok"),
-               "held": [m.name for m in node.meters if m.key in self.held],
+               "held": [m.id for m in node.meters if m.key in self.held],
                "connects": self.link.connects}
         self.outbox.latest(self.base + "/health", json.dumps(doc), True, 0, last)
 
@@ -358,8 +358,7 @@ class Publisher:
     # ---- incoming --------------------------------------------------------------------------
     def _on_message(self, topic, msg, retained):
         if topic.startswith(self.base + "/cmd/"):
-            if not retained:             # a retained command would run at every connect
-                self.commands.handle(topic[len(self.base) + 5:], msg)
+            self.commands.handle(topic[len(self.base) + 5:], msg, retained)
         elif topic == self.base + "/stay_awake":
             on = bytes(msg).strip().lower() in (b"on", b"1", b"true", b"yes")
             if on != self.node.stay_awake:
@@ -374,6 +373,10 @@ class Publisher:
         elif topic.endswith("/energy") and not self.reconciled and retained:
             if len(msg) <= 512:           # ours are < 100 bytes
                 self.retained[topic[len(self.base) + 1:-len("/energy")]] = bytes(msg)
+
+    def _on_oversize(self, topic, n, retained):
+        if topic.startswith(self.base + "/cmd/"):
+            self.commands.too_long(topic[len(self.base) + 5:], n)
 
     async def _on_bound(self, why):
         if self.on_bound_action:
@@ -397,7 +400,7 @@ class Publisher:
             elif m["delta_w"]:
                 lim = m["delta_w"] * 1000
                 for mt in self.node.meters:
-                    last = self.last_p.get(mt.name)
+                    last = self.last_p.get(mt.id)
                     if mt.state == "ok" and last and any(
                             abs(mt.p[c] - last[c]) > lim for c in range(mt.channels)):
                         self.publish_state(mt)
@@ -427,5 +430,6 @@ class Publisher:
         c = self.link.client
         return {"online": self.link.online, "connects": self.link.connects,
                 "received_dropped": c.queue.discards if c else 0,
+                "oversize": self.link.oversize, "unhandled": self.link.unhandled,
                 "attempts": self.link.attempts, "queued": len(self.outbox),
                 "dropped": self.outbox.dropped, "published": self.link.published}

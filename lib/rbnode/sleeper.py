@@ -103,9 +103,9 @@ class Sleeper:
             try:
                 m.dev.prime()
                 self.anchors[m.key] = board.rtc_ms()
-                log.info("sleep", "%s: primer latch, anchor set", m.name)
+                log.info("sleep", "%s: primer latch, anchor set", m.id)
             except OSError as e:
-                log.warning("sleep", "%s: primer latch failed (%s): next wake", m.name, e)
+                log.warning("sleep", "%s: primer latch failed (%s): next wake", m.id, e)
         if len(fresh) < len(self.members):
             for rec in await node.metering.cycle():
                 rec["wake"] = self.wakes
@@ -134,7 +134,7 @@ class Sleeper:
             m.slept = True
             if m.export:
                 log.warning("sleep", "%s: export is not measured in sleep mode (no RT stream)",
-                            m.name)
+                            m.id)
             a = self.anchors.get(m.key)
             if a is not None and 0 <= now - a < 86400000 * 30:
                 m.dev.resume(now - a)

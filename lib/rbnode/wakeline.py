@@ -51,12 +51,12 @@ class WakeLine:
                     continue
                 m.dev.set_event_mask(0)
                 if m.dev.read_event_flags() & EV_THRESH_P:
-                    tripped.append(m.name)
-                    hub.events.put({"kind": "threshold", "module": m.name,
+                    tripped.append(m.id)
+                    hub.events.put({"kind": "threshold", "module": m.id,
                                     "t": self.board.epoch(), "limit_w": self.w,
                                     "w": self._power_w(m)})
             except RbAmpError as e:
-                log.warning("sleep", "%s: early-wake flags unreadable (%s)", m.name, e)
+                log.warning("sleep", "%s: early-wake flags unreadable (%s)", m.id, e)
         if self.early:
             if tripped:
                 log.info("sleep", "early wake: above %d W: %s", self.w, ", ".join(tripped))
@@ -81,14 +81,14 @@ class WakeLine:
             try:
                 w = self._power_w(m)
                 if w is None or w >= self.w:
-                    high.append(m.name)
+                    high.append(m.id)
                     continue
                 m.dev.set_thresholds(power_w=self.w)   # mask is 0 here: a half-written
                 m.dev.clear_event_flags(EV_THRESH_P)   # threshold holds nothing
                 m.dev.set_event_mask(EV_THRESH_P)
-                armed.append(m.name)
+                armed.append(m.id)
             except RbAmpError as e:
-                log.warning("sleep", "%s: early wake not armed (%s)", m.name, e)
+                log.warning("sleep", "%s: early wake not armed (%s)", m.id, e)
         if high:
             log.info("sleep", "early wake not armed on %s (above %d W now, or unread)",
                      ", ".join(high), self.w)

@@ -90,7 +90,7 @@ def test_node_metering_latches_one_by_one_while_a_module_is_missing():
     for spec in cfg["modules"]:
         m = Meter(spec, i2c, 3, cfg["events"])
         eq(m.detect(), True)
-        ledger.meter(m.key, m.name, m.addr, m.channels)
+        ledger.meter(m.key, m.id, m.addr, m.channels)
         meters.append(m)
     met = Metering(i2c, meters, ledger, lambda: 0)
 

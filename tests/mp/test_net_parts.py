@@ -60,24 +60,30 @@ def test_outbox_get_waits_and_room_waits():
     eq(got, [("t", "p", False, 0)])
 
 
-def _module(name_len, variant="UI3", export=True):
+def _module(longest, variant="UI3", export=True):
+    """At the config's bounds (config.py): id 24, name 48 bytes, channel names 32 bytes, of
+    characters JSON doubles (quotes, backslashes) or of multi-byte ones."""
     n = int(variant[-1])
-    return {"name": "m" * name_len, "uid": "e1000000000000000000beef", "variant": variant,
-            "fw": "1.3", "channels": n, "channel_names": ["c" * name_len] * n,
+    name, chan = ('"' * 48, "\\" * 32) if longest == "escaped" else (
+        ("ü" * 24, "☀" * 10) if longest == "utf8" else ("mod", "c"))
+    return {"id": "m" * (24 if longest else 3), "name": name,
+            "uid": "e1000000000000000000beef", "variant": variant,
+            "fw": "1.3", "channels": n, "channel_names": [chan] * n,
             "voltage": variant.startswith("U"), "export": export}
 
 
 def test_discovery_parts_fit_1_kib_at_the_longest_names():
-    for nid, name_len in (("rbnode-00beef", 5), ("n" * 32, 24)):
+    for nid, longest in (("rbnode-00beef", None), ("n" * 32, "escaped"), ("n" * 32, "utf8")):
         for variant in ("UI1", "UI2", "UI3", "I1", "I3"):
-            mod = _module(name_len, variant)
-            devs = discovery.devices("b" * (64 if name_len > 5 else 6), nid,
-                                     {"name": "x" * 64, "sw": "0.1.0", "model": "m"}, [mod])
+            mod = _module(longest, variant)
+            node_name = {None: "x", "escaped": '"' * 64, "utf8": "ä" * 32}[longest]
+            devs = discovery.devices("b" * (64 if longest else 6), nid,
+                                     {"name": node_name, "sw": "0.1.0", "model": "m"}, [mod])
             for oid, parts, most in devs:
                 seen = []
                 for p in parts:
-                    if len(p) > discovery.LIMIT:
-                        raise AssertionError("%s: %d bytes" % (oid, len(p)))
+                    if len(p.encode()) > discovery.LIMIT:
+                        raise AssertionError("%s: %d bytes" % (oid, len(p.encode())))
                     doc = json.loads(p)
                     seen += list(doc["cmps"])
                     eq(doc["dev"]["ids"], [oid])
@@ -97,7 +103,7 @@ def test_discovery_parts_fit_1_kib_at_the_longest_names():
 
 def test_discovery_names_and_ids():
     meas, energy = discovery.module_components("node1", {
-        "name": "sub-panel", "uid": "ab12", "channels": 2, "channel_names": ["oven", ""],
+        "id": "sub-panel", "name": "Sub panel Küche", "uid": "ab12", "channels": 2, "channel_names": ["oven", ""],
         "voltage": True, "export": False})
     c = dict(meas)
     eq(c["p0"]["name"], "oven power")
@@ -121,11 +127,13 @@ def test_kwh_text_is_exact():
 
 
 def test_command_parse_errors_name_the_problem():
-    eq(parse("latch", ""), {})
+    eq(parse("latch", "{}"), {})
     eq(parse("set_total", '{"id": 1, "module": "m", "channel": 1, "import_kwh": "2.5"}'),
        {"module": "m", "channel": 1, "import_kwh": 2500000000})
     for name, payload, text in (
             ("nope", "{}", "unknown command"),
+            ("latch", "", "empty payload"),             # what clears a retained message
+            ("reboot", " \n", "empty payload"),
             ("latch", "{x", "not JSON"),
             ("latch", "[1]", "JSON object"),
             ("latch", '{"a": 1}', "unknown key 'a'"),
@@ -167,13 +175,34 @@ def test_every_bad_command_gets_an_answer():
                                         b'"import_kwh": 5}'),
                           ("restore_totals", b'{"id": "u", "module": "m", "use": "broker"}')):
         cmds.handle(name, payload)
-    eq([r["ok"] for r in net.results], [False] * 6)
+    cmds.handle("latch", b'{"id": "kept"}', True)
+    cmds.handle("latch", b"")
+    cmds.too_long("latch", 70000)
+    eq([r["ok"] for r in net.results], [False] * 9)
+    eq(net.results[6]["id"], "kept")
+    for r, text in zip(net.results[6:], ("retained", "empty payload", "70000 bytes")):
+        if text not in r["error"]:
+            raise AssertionError((text, r))
     eq(net.results[2]["id"], "a")
     if "remote configuration is off" not in net.results[2]["error"]:
         raise AssertionError(net.results[2])
-    for r in net.results[4:]:                    # totals change only with mqtt.allow_totals
+    for r in net.results[4:6]:                   # totals change only with mqtt.allow_totals
         if "mqtt.allow_totals" not in r["error"]:
             raise AssertionError(r)
+
+
+def test_rate_limits_a_burst_then_one_per_interval():
+    from rbnode.commands import Rate
+    r = Rate({"latch": (3, 10)})
+    t = 1000
+    eq([r.wait_s("latch", t) for _ in range(5)], [0, 0, 0, 10, 10])
+    eq(r.wait_s("latch", t + 4000), 6)
+    eq(r.wait_s("latch", t + 10000), 0)          # one more after one interval
+    eq(r.wait_s("latch", t + 10000), 10)
+    eq([r.wait_s("latch", t + 10 ** 6) for _ in range(4)], [0, 0, 0, 10])   # idle: a burst
+    from time import ticks_add
+    r.due["latch"] = ticks_add(t, 10 ** 8)       # a stamp from before a ticks wrap
+    eq(r.wait_s("latch", t), 0)
 
 
 def test_totals_commands_are_bounded():

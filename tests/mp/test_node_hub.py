@@ -48,7 +48,7 @@ def test_hub_delivers_periods_events_totals_and_health():
     node = Node(cfg, Board(cfg["i2c"]))
     node.start()
     hub = node.hub
-    eq([(m.name, m.state) for m in hub.meters],
+    eq([(m.id, m.state) for m in hub.meters],
        [("ui3", "ok"), ("basic-pv", "ok"), ("standard", "ok"), ("currents", "ok"),
         ("absent", "missing")])
     got = {}

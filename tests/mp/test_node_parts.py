@@ -166,8 +166,8 @@ def _phase_errors(ms):
     commits = {d["name"]: d["last_commit_us"] for d in _bench.ctl("modules")["modules"]}
     out = {}
     for m in ms:
-        d = (time.ticks_diff(m.t_read, 0) - off - commits[m.name] // 1000) % 200
-        out[m.name] = min(d, 200 - d)
+        d = (time.ticks_diff(m.t_read, 0) - off - commits[m.id] // 1000) % 200
+        out[m.id] = min(d, 200 - d)
     return out
 
 
@@ -214,7 +214,7 @@ def test_shared_line_times_each_module_by_its_own_edge():
     _sample_for(s, 1000)
     for m, k in zip(ms, n):
         if not 4 <= m.samples - k <= 6:
-            raise AssertionError("%s: %d samples in 5 windows" % (m.name, m.samples - k))
+            raise AssertionError("%s: %d samples in 5 windows" % (m.id, m.samples - k))
 
 
 def test_late_stamp_is_not_a_restart():
@@ -255,7 +255,7 @@ def test_seq_path_allocates_nothing():
             micropython.heap_unlock()
     for m, k in zip(ms, n):
         if not 5 <= m.samples - k <= 7:
-            raise AssertionError("%s: %d samples in 6 windows" % (m.name, m.samples - k))
+            raise AssertionError("%s: %d samples in 6 windows" % (m.id, m.samples - k))
 
 
 def test_sleep_state_rejects_garbage_and_names_why():
