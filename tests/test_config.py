@@ -185,6 +185,101 @@ def test_fuzzed_configs_never_crash_and_always_explain(tmp_path):
                                   or "channels:" in m), m
 
 
+# ---- text: display names, ids, topic prefixes, the same on the node and in the checker ----
+TEXT_CASES = [
+    # (config, expected: "ok" or a piece of the one message)
+    ({"node": {"name": "Zähler ☀ Haus"}}, "ok"),
+    ({"node": {"name": "ä" * 32}}, "ok"),                          # 64 bytes
+    ({"node": {"name": "ä" * 33}}, "too long (66 bytes in UTF-8, at most 64)"),
+    ({"node": {"name": "bad\u0007bell"}}, "control or invisible character U+0007"),
+    ({"node": {"name": "zero\u200bwidth"}}, "U+200B"),
+    ({"node": {"name": "bidi\u202eevil"}}, "U+202E"),
+    ({"node": {"name": " padded"}}, "starts or ends with a space"),
+    ({"node": {"name": "\ud800"}}, "lone surrogate"),
+    ({"modules": [{"address": 80, "name": "Küche"}]}, "ok"),
+    ({"modules": [{"address": 80, "name": "Salle de bain", "channels": ["Four ☀", ""]}]}, "ok"),
+    ({"modules": [{"address": 80, "name": "Küche"}, {"address": 81, "name": "Kuche"}]},
+     'modules[1].id = "kuche" (derived from the name "Kuche"): used more than once'),
+    ({"modules": [{"address": 80, "id": "Küche"}]}, "use only a-z, 0-9"),
+    ({"modules": [{"address": 80, "channels": ["x" * 33]}]}, "33 bytes in UTF-8, at most 32"),
+    ({"mqtt": {"base_topic": "zähler/haus"}}, "ok"),
+    ({"mqtt": {"base_topic": "$SYS/rbnode"}}, "starts with $"),
+    ({"mqtt": {"base_topic": "a b"}}, "space, control or invisible character U+0020"),
+    ({"mqtt": {"base_topic": "a\tb"}}, "U+0009"),
+    ({"mqtt": {"base_topic": "a\u200bb"}}, "U+200B"),
+    ({"mqtt": {"base_topic": "a\u00a0b"}}, "U+00A0"),
+    ({"mqtt": {"base_topic": "a\ufeffb"}}, "U+FEFF"),
+    ({"mqtt": {"base_topic": "a\u0000b"}}, "U+0000"),
+    ({"mqtt": {"base_topic": "home/+/x"}}, "wildcard '+'"),
+    ({"mqtt": {"base_topic": "home/#"}}, "wildcard '#'"),
+    ({"mqtt": {"base_topic": "a//b"}}, "empty level"),
+    ({"mqtt": {"base_topic": "/a"}}, "empty level"),
+    ({"mqtt": {"base_topic": "a/"}}, "empty level"),
+    ({"mqtt": {"base_topic": ""}}, "must not be empty"),
+    ({"mqtt": {"base_topic": "ü" * 33}}, "66 bytes in UTF-8, at most 64"),
+    ({"mqtt": {"discovery_prefix": "$homeassistant"}}, "starts with $"),
+    ({"wifi": {"ssid": "Café ☕ 5G ü" * 2 + "☕☕"}}, "(36 bytes in UTF-8, at most 32)"),  # 24 chars
+]
+
+TEXT_MP = """
+import json, sys
+sys.path.insert(0, "lib")
+from rbnode import config
+with open(sys.argv[1]) as f:
+    cases = json.load(f)
+out = []
+for raw in cases:
+    cfg, errs = config.check(raw)
+    ids = [m["id"] for m in cfg["modules"]] if cfg else []
+    out.append([errs, ids])
+print("RESULT " + json.dumps(out))
+"""
+
+
+def test_text_rules_are_the_same_on_the_node_and_in_the_checker(tmp_path):
+    """Display names, ids and topic prefixes: every case gets the same verdict, message and
+    derived module ids from config.py under CPython (tools/checkconfig.py) and on the unix
+    port (the node), whose str and JSON differ (MicroPython's lower() is ASCII only, its JSON
+    reader leaves a lone surrogate escape as bytes)."""
+    cases = [c for c, _ in TEXT_CASES]
+    path = tmp_path / "cases.json"
+    path.write_text(json.dumps(cases))
+    script = tmp_path / "text.py"
+    script.write_text(TEXT_MP)
+    out = hostenv.run_mp(str(script), args=[str(path)], cwd=hostenv.ROOT, timeout=60)
+    line = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
+    assert line, out.stdout + out.stderr
+    on_node = json.loads(line[0][7:])
+    for (raw, want), (node_errs, node_ids) in zip(TEXT_CASES, on_node):
+        cfg, errs = config.check(json.loads(json.dumps(raw)))
+        if want == "ok":
+            assert not errs and not node_errs, (raw, errs, node_errs)
+            assert [m["id"] for m in cfg["modules"]] == node_ids, (raw, node_ids)
+        else:
+            assert len(errs) == 1 and want in errs[0], (raw, errs)
+            if "surrogate" not in want:                 # MicroPython: no str for it at all
+                assert node_errs == errs, (raw, errs, node_errs)
+            else:
+                assert len(node_errs) == 1, node_errs
+    ok = dict((json.dumps(c), m) for c, m in zip(cases, on_node))
+    assert ok[json.dumps(TEXT_CASES[8][0])][1] == ["kuche"]
+    assert ok[json.dumps(TEXT_CASES[9][0])][1] == ["salle-de-bain"]
+
+
+def test_configs_from_before_ids_keep_their_topics():
+    """A module name that is an id already stays the id (the topics and unique ids of an
+    existing installation do not move); one that is not is folded into one."""
+    cfg, errs = config.check({"modules": [{"address": 80, "name": "basic-pv"},
+                                          {"address": 81, "name": "Küche 2"},
+                                          {"address": 82, "name": "電気"},
+                                          {"address": 83},
+                                          {"address": 84, "id": "kept", "name": "Any ☀"}]})
+    assert not errs
+    assert [(m["id"], m["name"]) for m in cfg["modules"]] == [
+        ("basic-pv", "basic-pv"), ("kuche-2", "Küche 2"), ("m52", "電気"), ("m53", "m53"),
+        ("kept", "Any ☀")]
+
+
 # ---- the node on a bad config: safe mode, no restart loop -----------------------------------
 @pytest.mark.parametrize("text, expect", [
     ('{"period_s": 60', "not valid JSON"),

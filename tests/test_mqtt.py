@@ -359,18 +359,25 @@ def test_non_ascii_names_arrive_intact_and_cost_no_reconnect(tmp_path):
     broker = Broker()
     names = ["küche ☀", "Salle de bain", "Bäder ÄÖÜß"]
     node_name = "Zähler ☀ Haus — Küche"
-    mods = [{"address": "0x50", "name": "ui3", "channels": names}]
+    mod_name = "Küche ☀ Süd"                 # no id: the topics use "kuche-sud"
+    base = "zähler/haus/rbnode-00beef"      # a non-ASCII topic prefix
+    mods = [{"address": "0x50", "name": mod_name, "channels": names}]
     try:
-        with Recorder(broker) as rec, NodeRun(tmp_path, scenario("energy_bench.json"),
-                                             net_config(broker, modules=mods,
-                                                        node={"name": node_name})) as run:
+        with Recorder(broker) as rec, NodeRun(tmp_path, scenario("energy_bench.json"), net_config(
+                broker, modules=mods, node={"name": node_name},
+                mqtt={"base_topic": "zähler/haus"})) as run:
             run.ctl.set_load(module="ui3", ch=0, load=1500)
-            rec.wait(lambda m: m.topic == BASE + "/ui3/energy", timeout=30, what="energy")
-            rec.wait(lambda m: m.topic == BASE + "/ui3/state", timeout=15, what="state")
+            rec.wait(lambda m: m.topic == base + "/kuche-sud/energy", timeout=30, what="energy")
+            rec.wait(lambda m: m.topic == base + "/kuche-sud/state", timeout=15, what="state")
             mark = rec.mark()
-            rec.publish(BASE + "/cmd/latch", json.dumps({"id": "ü-1 ☀"}, ensure_ascii=False))
-            r = rec.wait(lambda m: m.topic == BASE + "/result", start=mark, timeout=10).json()
+            rec.publish(base + "/cmd/latch", json.dumps({"id": "ü-1 ☀"}, ensure_ascii=False))
+            r = rec.wait(lambda m: m.topic == base + "/result", start=mark, timeout=10).json()
             assert r == {"id": "ü-1 ☀", "cmd": "latch", "ok": True}, r
+            rec.publish(base + "/cmd/latch", json.dumps({"id": "x", "bad": "é☀"},
+                                                          ensure_ascii=False))
+            r = rec.wait(lambda m: m.topic == base + "/result" and m.json()["id"] == "x",
+                         start=mark, timeout=10).json()
+            assert not r["ok"] and "unknown key 'bad'" in r["error"], r
             time.sleep(3)
             assert run.stop() == 0
         out = run.output()
@@ -386,11 +393,18 @@ def test_non_ascii_names_arrive_intact_and_cost_no_reconnect(tmp_path):
                 seen.add(dev["name"])
             for c in doc["cmps"].values():
                 seen.add(c["name"])
-        assert node_name in seen, seen
+        assert node_name in seen and mod_name in seen, seen
         for n in names:
             assert n + " power" in seen, (n, sorted(seen)[:20])
         for m in rec.msgs:
-            if m.topic.startswith(BASE) and m.payload[:1] == b"{":
+            if m.topic.startswith(base) and m.payload[:1] == b"{":
                 json.loads(m.payload.decode("utf-8"))
+        # every state and availability topic discovery names is one the node publishes
+        topics = {m.topic for m in rec.msgs}
+        for m in disc:
+            doc = json.loads(m.payload.decode("utf-8"))
+            for key in ("stat_t", "avty_t"):
+                if key in doc:
+                    assert doc[key] in topics, (key, doc[key])
     finally:
         broker.stop()

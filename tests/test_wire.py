@@ -277,3 +277,30 @@ def test_no_secret_in_any_output(tmp_path):
         for where, data in (("console", out.encode()), ("files", files),
                             ("published", published)):
             assert secret.encode() not in data, "%s in %s" % (secret, where)
+
+
+def test_a_broker_restart_is_one_line_in_the_log(tmp_path):
+    """mqtt_as asserts on the empty read of a closed socket: an AssertionError its reader
+    did not catch, a traceback per broker restart, and the reconnect waited for the
+    keepalive. Now it is a connection loss like any other: one line, reconnected at once."""
+    broker = Broker()
+    port = broker.port
+    try:
+        with NodeRun(tmp_path, scenario("energy_bench.json"),
+                     net_config(broker, link={"backoff_min_s": 1, "backoff_max_s": 2})) as run:
+            run.wait_for("link: connected", timeout=30)
+            for i in range(2):
+                time.sleep(1)
+                k = len(run.lines)
+                broker.stop()                      # SIGTERM: the broker closes our socket
+                k = run.wait_for("connection lost", timeout=20, start=k)
+                broker = Broker(port=port)
+                run.wait_for("link: connected", timeout=40, start=k)
+            assert run.stop() == 0
+        out = run.output()
+    finally:
+        broker.stop()
+    lost = [ln for ln in out.splitlines() if "connection lost" in ln]
+    assert len(lost) == 2 and all("lost (" in ln for ln in lost), lost      # with the reason
+    assert "Traceback" not in out and "AssertionError" not in out, out[-3000:]
+    assert out.count("link: connected") == 3

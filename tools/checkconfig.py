@@ -25,7 +25,8 @@ def main(argv):
             mods = cfg["modules"]
             print("%s: OK (%s, mode %s, period %d s, save every %d s)" % (
                 p, "%d module(s): %s" % (len(mods), ", ".join(
-                    "%s 0x%02x" % (m["name"], m["address"]) for m in mods))
+                    "%s 0x%02x%s" % (m["id"], m["address"], "" if m["name"] == m["id"] else
+                                     " (%s)" % m["name"]) for m in mods))
                 if mods else "no modules listed: the node uses those it finds",
                 cfg["mode"], cfg["period_s"], cfg["save_s"]))
     return 1 if bad else 0

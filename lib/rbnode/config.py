@@ -9,7 +9,7 @@ every key with its default (tests keep the three in step).
 """
 import json
 
-from .names import display_problem, quoted, slug, topic_problem
+from .names import display_problem, quoted, slug, topic_problem, utf8_bytes
 
 # A spec is (kind, default, arg):
 #   int / num: arg = (lo, hi)      str: any text, arg = max UTF-8 bytes
@@ -162,11 +162,6 @@ def is_id(v):
     return all(c in ID_CHARS for c in v)
 
 
-def _nbytes(v):
-    try:
-        return len(v.encode())
-    except UnicodeError:         # CPython: a lone surrogate from a "\ud800" escape
-        return 1 << 30
 
 
 def _is_int(v):
@@ -217,7 +212,9 @@ def _value(path, spec, v, errs):
         if kind == "topic":
             why = topic_problem(v, arg)
             return bad("not usable as an MQTT topic prefix: " + why) if why else v
-        n = _nbytes(v)
+        n = utf8_bytes(v)
+        if n < 0:
+            return bad("not valid Unicode text (a lone surrogate escape)")
         if n > arg:
             return bad("too long (%d bytes in UTF-8, at most %d)" % (n, arg))
         if kind == "id" and not is_id(v):
@@ -320,8 +317,8 @@ def _cross_checks(cfg, errs):
         if not isinstance(m, dict) or not m.get("id"):
             continue
         if m["id"] in ids:
-            errs.append("modules[%d]: id %s%s is already modules[%d]'s (ids key the MQTT "
-                        "topics: give one of them an \"id\")" % (
+            errs.append("modules[%d].id = %s%s: used more than once (modules[%d] has it; ids "
+                        "key the MQTT topics: give one of them an \"id\")" % (
                             i, _show(m["id"]), derived.get(i, ""), ids[m["id"]]))
         ids[m["id"]] = i
     pins = [m["drdy_pin"] for m in mods if isinstance(m, dict) and m.get("drdy_pin") is not None]

@@ -153,6 +153,17 @@ class Link:
                         put(topic, msg, retained)
                 self._cb = deliver
 
+            def _lost(self, why):
+                if self._isconnected and not link.lost_why:
+                    link.lost_why = why
+
+            async def _as_write(self, data, length=0, sock=None):
+                try:
+                    return await super()._as_write(data, length, sock)
+                except OSError as e:
+                    self._lost("writing: %s" % (e,))
+                    raise
+
             async def _as_read(self, n, sock=None):
                 # Inbound bounded before it is allocated: mqtt_as reads a message's topic
                 # and payload with one read each, into a buffer that grows to fit and keeps
@@ -160,13 +171,17 @@ class Link:
                 # than MAX_IN is consumed in small pieces and thrown away; the message is
                 # counted, never delivered (and the connection stays up, so a retained
                 # monster cannot cause a reconnect loop).
-                if n <= MAX_IN:
-                    return await super()._as_read(n, sock)
-                left = n
-                while left:
-                    k = min(left, DRAIN)
-                    await super()._as_read(k, sock)
-                    left -= k
+                try:
+                    if n <= MAX_IN:
+                        return await super()._as_read(n, sock)
+                    left = n
+                    while left:
+                        k = min(left, DRAIN)
+                        await super()._as_read(k, sock)
+                        left -= k
+                except OSError as e:
+                    self._lost("reading: %s" % (e,))
+                    raise
                 self._oversize = n
                 return self._mvbuf[:0]
 
@@ -185,8 +200,8 @@ class Link:
                                 if self.last_rx == seen:
                                     break                   # nothing (more) waiting
                         await asyncio.sleep_ms(5)
-                except OSError:
-                    pass
+                except OSError as e:
+                    self._lost("reading: %s" % (e,))
                 self._reconnect()
 
             async def _await_pid(self, pid):
@@ -202,8 +217,11 @@ class Link:
                 t = ticks_ms()
                 while pid in self.rcv_pids:
                     last = self.last_rx if ticks_diff(self.last_rx, t) > 0 else t
-                    if ticks_diff(ticks_ms(), last) > self._response_time or \
-                            not self.isconnected():
+                    if ticks_diff(ticks_ms(), last) > self._response_time:
+                        self._lost("no ack and no data from the broker for %d s"
+                                   % (self._response_time // 1000))
+                        return False
+                    if not self.isconnected():
                         return False
                     await asyncio.sleep_ms(ACK_POLL_MS)
                 return True
@@ -216,13 +234,17 @@ class Link:
                 try:
                     await super().wait_msg()
                 except AssertionError as e:
-                    link.lost_why = "broker closed the connection" if "Empty" in str(e) \
+                    why = "broker closed the connection" if "Empty" in str(e) \
                         else "bad packet from the broker (%s)" % e
-                    raise OSError(-1, link.lost_why)
+                    self._lost(why)
+                    raise OSError(-1, why)
 
             async def wifi_connect(self, quick=False):
                 # Every attempt (the first connect and mqtt_as's reconnects) starts here.
                 await link._before_attempt()
+                if link.attempts and not link.connects and self._sta_if.isconnected():
+                    return      # a retry of the first connect: the broker failed, not WiFi
+                    # (mqtt_as would associate again and wait out its 5 s check each time)
                 try:
                     await super().wifi_connect(quick)
                 except OSError as e:
@@ -296,6 +318,7 @@ class Link:
                  "offline)", self._mqtt_cfg["server"], self.connects, self.attempts, took // 1000)
         self.attempts = 0
         self.bound_hit = False
+        self.lost_why = None
 
     def _down(self):
         self.online = False

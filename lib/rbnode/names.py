@@ -13,7 +13,8 @@ without changing an entity's identity. Bounds are UTF-8 bytes, what MQTT carries
 # Characters a name or topic must not hold, besides C0, DEL and C1 controls: every Unicode
 # space and the invisible format characters (zero width, direction marks, BOM, soft hyphen).
 INVISIBLE = "\u00a0\u00ad\u034f\u061c\u1680\u180e\u2028\u2029\u202f\u205f\u3000\ufeff"
-INVISIBLE_RANGES = ((0x2000, 0x200f), (0x202a, 0x202e), (0x2060, 0x206f), (0xfff0, 0xfffb))
+INVISIBLE_RANGES = ((0x2000, 0x200f), (0x202a, 0x202e), (0x2060, 0x206f), (0xfff0, 0xfffb),
+                    (0xd800, 0xdfff))     # and lone surrogates: no text at all
 # Latin letters with diacritics -> ASCII, for ids derived from names ("Küche" -> "kuche"):
 # FOLD_FROM[i] -> FOLD_TO[i], both cases (MicroPython's lower() is ASCII only); strings, so a
 # frozen image keeps them in flash
@@ -37,11 +38,13 @@ def _invisible(c):
     return False
 
 
-def _nbytes(s):
-    try:
-        return len(s.encode())
-    except UnicodeError:       # CPython: a lone surrogate from a "\ud800" escape
-        return -1
+def utf8_bytes(s):
+    """UTF-8 bytes, or -1 for text holding a lone surrogate (a JSON "\\ud800" escape:
+    CPython's str cannot encode it, MicroPython's holds it as bytes no decoder accepts)."""
+    for c in s:
+        if 0xd800 <= ord(c) <= 0xdfff:
+            return -1
+    return len(s.encode())
 
 
 def _code(c):
@@ -51,7 +54,7 @@ def _code(c):
 def display_problem(s, most):
     """What is wrong with a display name, or None: text of at most `most` UTF-8 bytes,
     without control or invisible characters, not starting or ending with a space."""
-    n = _nbytes(s)
+    n = utf8_bytes(s)
     if n < 0:
         return "not valid Unicode text (a lone surrogate escape)"
     if n > most:
@@ -71,7 +74,7 @@ def topic_problem(s, most):
     level (a leading, trailing or double /)."""
     if not s:
         return "must not be empty"
-    n = _nbytes(s)
+    n = utf8_bytes(s)
     if n < 0:
         return "not valid Unicode text (a lone surrogate escape)"
     if n > most:
