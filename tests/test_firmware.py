@@ -31,7 +31,7 @@ print("ROOT", sorted(os.listdir("/fs")))
 print("LIB", sorted(os.listdir("/fs/lib")), sorted(os.listdir("/fs/lib/rbnode"))[:3])
 with open("/fs/lib/rbnode/app.mpy", "rb") as f:
     print("MPY", f.read(2))
-with open("/fs/config.json") as f:
+with open("/fs/config.json", "rb") as f:           # bytes: the example has a "ü"
     print("CONFIG", len(f.read()))
 if sys.argv[3] == "import":
     sys.path.insert(0, "/fs/lib")

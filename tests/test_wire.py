@@ -75,7 +75,8 @@ def _fuzz_cases(rng, n):
         elif k == 13:
             p = b'{"id": ' + b'"' + b"\xe2\x98\x80" * 300 + b'"}'    # a 900-byte id
         elif k == 14:
-            p = b'{"id": 1e999, "id": {"x": 1}, "module": "ui3"}'
+            p = rng.choice([b'{"id": 1e999, "id": {"x": 1}, "module": "ui3"}',
+                            b'{"id": "s\\ud800%d", "module": "\\udfff", "channel": 0}' % i])
         else:
             p = b'{"id": "q%d", "channel": 99999999999999999999999999, "module": []}' % i
         kinds.append((name, p, k))
@@ -122,6 +123,12 @@ def test_a_command_fuzz_costs_nothing_and_every_command_is_answered_or_counted(t
                 rec.publish(CMD + "latch", b'{"id": "empty-ok"}')
                 sent += 2
                 assert result("empty-ok")["ok"]
+                # lone surrogate escapes in what comes in: the result is still valid UTF-8
+                rec.publish(CMD + "set_total",
+                            b'{"id": "s\\ud800", "module": "\\udfff", "channel": 0}')
+                sent += 1
+                r = result("s\ufffd")
+                assert not r["ok"] and "allow_totals" in r["error"], r
                 for topic in (CMD + "reboot", CMD + "latch", CMD + "big", BASE + "/ghost/energy"):
                     rec.publish(topic, b"", retain=True)       # cleared: an empty message each
                 sent += 3                                      # (the energy one is no command)
@@ -163,6 +170,9 @@ def test_a_command_fuzz_costs_nothing_and_every_command_is_answered_or_counted(t
             assert len(results) + h["rx_drops"] - oversize - 1 == sent, (
                 len(results), h["rx_drops"], oversize, sent)
             assert h["rx_drops"] >= oversize + 1, h     # how many more: the host's speed
+            for m in rec.since(mark):
+                if m.topic.startswith(BASE) and not m.topic.startswith(CMD) and m.payload:
+                    m.payload.decode("utf-8")          # strict: valid UTF-8, whatever came in
             ok = [r for r in results if r["ok"]]
             assert {r["cmd"] for r in ok} <= {"latch", "discovery", "stay_awake"}, ok
             too_long = [r for r in results if "bytes, at most 512" in r.get("error", "")]

@@ -26,7 +26,7 @@ from time import ticks_add, ticks_diff, ticks_ms
 from . import log
 from .config import CT_AMPS
 from .integrate import parse_kwh_uwh
-from .names import quoted
+from .names import clean, quoted
 
 MAX_PAYLOAD = 512
 # name -> {key: (type name, required)}
@@ -195,10 +195,13 @@ class Commands:
     def _answer(self, rid, name, ok, **extra):
         doc = {"id": rid, "cmd": name[:32], "ok": ok}
         doc.update(extra)
+        for k, v in doc.items():           # what was received goes back as valid UTF-8
+            if isinstance(v, str):
+                doc[k] = clean(v)
         self.handled += 1
         if not ok:
             self.errors += 1
-            log.warning("cmd", "%s refused: %s", quoted(name[:32]), extra.get("error"))
+            log.warning("cmd", "%s refused: %s", quoted(name[:32]), doc.get("error"))
         self.net.result(doc)
 
     async def _run(self, rid, name, args):

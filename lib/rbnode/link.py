@@ -29,11 +29,6 @@ from .names import shown
 
 CONNECT_TIMEOUT_S = 120     # one connect attempt: WiFi association (60 s on ESP32) + broker
 GOODBYE_TIMEOUT_S = 5
-MAX_IN = 1024               # longest topic or payload taken in (ours: commands <= 512 bytes,
-                            # retained totals < 100): a longer one is read and dropped
-DRAIN = 256                 # the piece an oversize message is thrown away in
-READ_BURST = 16             # inbound messages read per turn when they are waiting
-ACK_POLL_MS = 20
 INFLIGHT = 4                # outbox messages published at once, one per topic (mqtt_as
                             # polls a PUBACK every 100 ms: one at a time, QoS 1 would go at
                             # 10 a second; one per topic, as a reconnect may resend them in
@@ -129,151 +124,22 @@ class Link:
         self.quick = False              # first connect without the WiFi integrity check
         self._inflight = []             # topics of the outbox messages being published
         self._leaving = False           # goodbye() said: the disconnect is ours
-        self.oversize = 0               # inbound messages longer than MAX_IN, dropped
+        self.oversize = 0               # inbound messages too long to take in, dropped
         self.unhandled = 0              # inbound messages whose handler failed
         self.lost_why = None            # why the last connection was lost, when known
 
     # ---- the connection -----------------------------------------------------------------------
     def _make_client(self):
-        from mqtt_as import MQTTClient
+        from .mqtt_client import Client
+        return Client(self._mqtt_cfg, self)
 
-        link = self
-
-        class Client(MQTTClient):
-            def __init__(self, config):
-                super().__init__(config)
-                self._oversize = 0
-                put = self.queue.put
-
-                def deliver(topic, msg, retained):
-                    n, self._oversize = self._oversize, 0
-                    if n:
-                        link._oversize(topic, n, retained)
-                    else:
-                        put(topic, msg, retained)
-                self._cb = deliver
-
-            def _lost(self, why):
-                if self._isconnected and not link.lost_why:
-                    link.lost_why = why
-
-            async def _as_write(self, data, length=0, sock=None):
-                try:
-                    return await super()._as_write(data, length, sock)
-                except OSError as e:
-                    self._lost("writing: %s" % (e,))
-                    raise
-
-            async def _as_read(self, n, sock=None):
-                # Inbound bounded before it is allocated: mqtt_as reads a message's topic
-                # and payload with one read each, into a buffer that grows to fit and keeps
-                # its size (a 1 MB message: MemoryError and a dropped link). A read longer
-                # than MAX_IN is consumed in small pieces and thrown away; the message is
-                # counted, never delivered (and the connection stays up, so a retained
-                # monster cannot cause a reconnect loop).
-                try:
-                    if n <= MAX_IN:
-                        return await super()._as_read(n, sock)
-                    left = n
-                    while left:
-                        k = min(left, DRAIN)
-                        await super()._as_read(k, sock)
-                        left -= k
-                except OSError as e:
-                    self._lost("reading: %s" % (e,))
-                    raise
-                self._oversize = n
-                return self._mvbuf[:0]
-
-            async def _handle_msg(self):
-                # mqtt_as's reader, taking up to READ_BURST waiting messages per turn of
-                # the lock instead of one per 5 ms: a broker that queued a flood for us
-                # sends it ahead of the PUBACKs of our own publishes, which mqtt_as gives
-                # response_time (10 s) before it drops the connection; reading one message
-                # per 5 ms (often 15 on a busy host) a 2000-command flood cost the link.
-                try:
-                    while self.isconnected():
-                        async with self.lock:
-                            for _ in range(READ_BURST):
-                                seen = self.last_rx
-                                await self.wait_msg()
-                                if self.last_rx == seen:
-                                    break                   # nothing (more) waiting
-                        await asyncio.sleep_ms(5)
-                except OSError as e:
-                    self._lost("reading: %s" % (e,))
-                self._reconnect()
-
-            async def _await_pid(self, pid):
-                # An ack (PUBACK, SUBACK, UNSUBACK) comes after everything the broker queued
-                # for us before it: TCP is in order, and under an inbound flood that is
-                # seconds of messages. mqtt_as gives it response_time from the request
-                # and then drops the connection (a 2000-command flood did, and the broker
-                # discarded the rest with the session). Here the clock runs from the last
-                # byte received: while data keeps arriving the broker is alive and the ack
-                # on its way; response_time of silence is a failure as before. Polled
-                # every ACK_POLL_MS (mqtt_as: 100 ms, so at most 10 QoS 1 messages a
-                # second went out per topic).
-                t = ticks_ms()
-                while pid in self.rcv_pids:
-                    last = self.last_rx if ticks_diff(self.last_rx, t) > 0 else t
-                    if ticks_diff(ticks_ms(), last) > self._response_time:
-                        self._lost("no ack and no data from the broker for %d s"
-                                   % (self._response_time // 1000))
-                        return False
-                    if not self.isconnected():
-                        return False
-                    await asyncio.sleep_ms(ACK_POLL_MS)
-                return True
-
-            async def wait_msg(self):
-                # mqtt_as asserts on a read of b"" (the broker closed the socket) and on
-                # malformed acks: an AssertionError its reader task does not catch (a
-                # traceback per broker restart, and the reconnect waits for the keepalive).
-                # As an OSError it is the connection loss it is: one log line, reconnect.
-                try:
-                    await super().wait_msg()
-                except AssertionError as e:
-                    why = "broker closed the connection" if "Empty" in str(e) \
-                        else "bad packet from the broker (%s)" % e
-                    self._lost(why)
-                    raise OSError(-1, why)
-
-            async def wifi_connect(self, quick=False):
-                # Every attempt (the first connect and mqtt_as's reconnects) starts here.
-                await link._before_attempt()
-                if link.attempts and not link.connects and self._sta_if.isconnected():
-                    return      # a retry of the first connect: the broker failed, not WiFi
-                    # (mqtt_as would associate again and wait out its 5 s check each time)
-                try:
-                    await super().wifi_connect(quick)
-                except OSError as e:
-                    link._failed("WiFi: %s" % (e,))
-                    raise
-
-            async def connect(self, *, quick=False):
-                try:
-                    await super().connect(quick=quick)
-                except OSError as e:
-                    link._failed("broker: %s" % (e,))
-                    raise
-                except ValueError as e:
-                    # ssl refused the broker's certificate ("invalid cert"): an attempt
-                    # that failed like any other (mqtt_as retries only on OSError)
-                    link._failed("broker TLS: %s (is mqtt.ca_file the CA that signed the "
-                                 "broker's certificate, and mqtt.host a name in it?)"
-                                 % " ".join(str(e).split()))
-                    raise OSError(e)
-
-        return Client(self._mqtt_cfg)
-
-    async def _before_attempt(self):
+    async def before_attempt(self):
         if not self.online and self.connects + self.attempts:
             d = backoff_ms(self.attempts, self.cfg["backoff_min_s"], self.cfg["backoff_max_s"])
             log.info("link", "connect attempt %d in %d ms", self.attempts + 1, d)
             await asyncio.sleep_ms(d)
 
-    def _failed(self, why):
+    def failed(self, why):
         self.attempts += 1
         log.warning("link", "connect attempt %d failed (%s)", self.attempts, why)
 
@@ -285,7 +151,7 @@ class Link:
                 await asyncio.wait_for(c.connect(quick=self.quick), CONNECT_TIMEOUT_S)
                 break
             except asyncio.TimeoutError:
-                self._failed("no answer in %d s" % CONNECT_TIMEOUT_S)
+                self.failed("no answer in %d s" % CONNECT_TIMEOUT_S)
                 c.close()
             except OSError:
                 pass                               # counted by the client hooks
@@ -330,10 +196,11 @@ class Link:
                         " (%s)" % self.lost_why if self.lost_why else "")
         self.lost_why = None
 
-    def _oversize(self, topic, n, retained):
+    def oversize_dropped(self, topic, n, retained, most):
+        """The client read a message longer than it takes in, and threw it away."""
         self.oversize += 1
         log.warning("link", "message of %d bytes on %s dropped (at most %d taken in)%s", n,
-                    shown(topic) or "?", MAX_IN, " (retained)" if retained else "")
+                    shown(topic) or "?", most, " (retained)" if retained else "")
         if self.on_oversize and topic:
             try:
                 self.on_oversize(bytes(topic).decode(), n, retained)

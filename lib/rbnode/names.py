@@ -111,6 +111,15 @@ def slug(text, sep="_", most=24):
     return "".join(out)[:most].strip(sep)
 
 
+def clean(text):
+    """Text that encodes as valid UTF-8: a lone surrogate (from a JSON "\\ud800" escape in
+    something received) becomes U+FFFD. MicroPython's json.dumps would write its bytes as
+    they are, and no receiver decodes them."""
+    if utf8_bytes(text) >= 0:
+        return text
+    return "".join("\ufffd" if 0xd800 <= ord(c) <= 0xdfff else c for c in text)
+
+
 def quoted(text):
     """Text in double quotes for a message: any script as it is, quotes, backslashes and
     control or invisible characters escaped (CPython's json.dumps would escape every
