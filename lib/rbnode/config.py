@@ -9,7 +9,7 @@ every key with its default (tests keep the three in step).
 """
 import json
 
-from .names import display_problem, quoted, slug, topic_problem, utf8_bytes
+from .names import display_problem, quoted, size_problem, slug, topic_problem
 
 # A spec is (kind, default, arg):
 #   int / num: arg = (lo, hi)      str: any text, arg = max UTF-8 bytes
@@ -212,11 +212,9 @@ def _value(path, spec, v, errs):
         if kind == "topic":
             why = topic_problem(v, arg)
             return bad("not usable as an MQTT topic prefix: " + why) if why else v
-        n = utf8_bytes(v)
-        if n < 0:
-            return bad("not valid Unicode text (a lone surrogate escape)")
-        if n > arg:
-            return bad("too long (%d bytes in UTF-8, at most %d)" % (n, arg))
+        why = size_problem(v, arg)
+        if why:
+            return bad(why)
         if kind == "id" and not is_id(v):
             return bad("use only a-z, 0-9, '-' and '_' (it becomes part of MQTT topics)")
         if kind == "hex":

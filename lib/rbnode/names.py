@@ -51,14 +51,22 @@ def _code(c):
     return "U+%04X" % ord(c)
 
 
-def display_problem(s, most):
-    """What is wrong with a display name, or None: text of at most `most` UTF-8 bytes,
-    without control or invisible characters, not starting or ending with a space."""
+def size_problem(s, most):
+    """Text that is not valid Unicode or longer than `most` UTF-8 bytes: what is wrong."""
     n = utf8_bytes(s)
     if n < 0:
         return "not valid Unicode text (a lone surrogate escape)"
     if n > most:
         return "too long (%d bytes in UTF-8, at most %d)" % (n, most)
+    return None
+
+
+def display_problem(s, most):
+    """What is wrong with a display name, or None: text of at most `most` UTF-8 bytes,
+    without control or invisible characters, not starting or ending with a space."""
+    why = size_problem(s, most)
+    if why:
+        return why
     for c in s:
         if _invisible(c):
             return "holds the control or invisible character %s" % _code(c)
@@ -74,11 +82,9 @@ def topic_problem(s, most):
     level (a leading, trailing or double /)."""
     if not s:
         return "must not be empty"
-    n = utf8_bytes(s)
-    if n < 0:
-        return "not valid Unicode text (a lone surrogate escape)"
-    if n > most:
-        return "too long (%d bytes in UTF-8, at most %d)" % (n, most)
+    why = size_problem(s, most)
+    if why:
+        return why
     for c in s:
         if c in "+#":
             return "holds the MQTT wildcard %r" % c
