@@ -162,8 +162,6 @@ def is_id(v):
     return all(c in ID_CHARS for c in v)
 
 
-
-
 def _is_int(v):
     return isinstance(v, int) and not isinstance(v, bool)
 

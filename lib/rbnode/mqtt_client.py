@@ -144,6 +144,6 @@ class Client(MQTTClient):
             # ssl refused the broker's certificate ("invalid cert"): an attempt
             # that failed like any other (mqtt_as retries only on OSError)
             self.link.failed("broker TLS: %s (is mqtt.ca_file the CA that signed the "
-                         "broker's certificate, and mqtt.host a name in it?)"
-                         % " ".join(str(e).split()))
+                             "broker's certificate, and mqtt.host a name in it?)"
+                             % " ".join(str(e).split()))
             raise OSError(e)
