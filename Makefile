@@ -11,7 +11,7 @@ IMAGE   ?=
 CONFIG  ?= config.json
 export MPY_DIR FIRMWARE ERASE FS_SIZE
 
-.PHONY: setup run test bench clean firmware fs-image merged flash deploy dev config-check \
+.PHONY: setup run test ha-setup test-ha bench clean firmware fs-image merged flash deploy dev config-check \
 	manifest-check stubcheck checks
 
 setup:
@@ -21,7 +21,14 @@ run: setup
 	@$(PY) tools/hostrun.py
 
 test: setup
+	@$(PY) tools/ha_env.py --if-possible
 	@$(PYTEST) -q -n 2 --dist loadgroup tests $(PYTEST_ARGS)
+
+ha-setup: setup
+	@$(PY) tools/ha_env.py
+
+test-ha: setup ha-setup
+	@$(PYTEST) -q -rs tests/test_ha.py $(PYTEST_ARGS)
 
 bench: setup
 	@$(PY) bench/run.py $(SUITE)

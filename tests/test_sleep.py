@@ -199,8 +199,8 @@ def check_published(rec, doc, floor):
             want = max(wh / 1000, floor[name][ch])
             assert abs(kwh - want) < 2e-6, (name, last[name], vals, floor[name])
     disc = [m.json() for m in rec.msgs if m.topic.startswith("homeassistant/") and m.payload]
-    assert disc and all(d["exp_aft"] == 3 * PERIOD_S + AWAKE_S and "avty_t" not in d
-                        for d in disc)
+    assert disc and all("exp_aft" not in d and "avty_t" not in d and all(
+        c["exp_aft"] == 3 * PERIOD_S + AWAKE_S for c in d["cmps"].values()) for d in disc)
     status = [m.text for m in rec.msgs if m.topic == "rbnode/sl1/status"]
     assert status[-1] == "asleep" and "offline" not in status, status[-12:]
 

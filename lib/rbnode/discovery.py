@@ -9,7 +9,8 @@ another (`via_device` the node), its values components of it. A device's compone
 packed, in a fixed order, into messages of at most LIMIT bytes (mqtt_as's guidance: design
 for about 1 KiB), sent to <prefix>/device/<object id>[_<n>]/config. The parts a device no
 longer needs (names got shorter) must be cleared with an empty retained message, so HA never
-keeps a stale copy: the publisher remembers how many it sent.
+keeps a stale copy: the publisher remembers how many it sent (discovery.json, across boots),
+and clears no slot it never published (HA warns for each).
 unique_id = <node id>_<module uid>_<key>: stable across re-addressing and renaming.
 
 Energy: kWh, device_class energy, state_class total_increasing. No published total ever
@@ -160,22 +161,26 @@ def topic(prefix, object_id, part):
 
 def devices(base, nid, node, modules, limit=LIMIT, expire_after=None):
     """The discovery payloads of the node: [(object id, [payload], most)], `most` the parts
-    the device could need with the longest names (one per component): a caller that does not
-    know how many parts it sent last time clears up to that many.
+    the device could need with the longest names (one per component).
     node: name, sw, model; modules: dicts as for module_components plus variant and fw.
     expire_after (s, sleep mode): the values expire when the node stops waking, instead of
     following the status topic (which says "asleep" between wakes)."""
     ORIGIN["sw"] = node["sw"]
-    if expire_after:
-        avty = {"exp_aft": expire_after}
-    else:
-        avty = {"avty_t": "%s/%s/status" % (base, nid)}
+    avty = {} if expire_after else {"avty_t": "%s/%s/status" % (base, nid)}
 
     def shared(topic):
         d = {"stat_t": topic}
         d.update(avty)
         return d
-    diag = node_components(nid)
+
+    def expiring(comps):
+        # expire_after is a sensor option, not one HA shares from the device level
+        # (there HA refused every message: "extra keys not allowed @ data['expire_after']")
+        if expire_after:
+            for _, c in comps:
+                c["exp_aft"] = expire_after
+        return comps
+    diag = expiring(node_components(nid))
     out = [(nid, pack({"ids": [nid], "name": node["name"], "mf": "rbnode", "mdl": node["model"],
                        "sw": node["sw"]},
                       [(shared("%s/%s/health" % (base, nid)), diag)], limit),
@@ -185,7 +190,7 @@ def devices(base, nid, node, modules, limit=LIMIT, expire_after=None):
         mt = "%s/%s/%s/" % (base, nid, mod["id"])
         dev = {"ids": [oid], "name": mod["name"], "mf": "rbAmp", "mdl": mod["variant"],
                "sw": mod["fw"], "sn": mod["uid"], "via_device": nid}
-        meas, energy = module_components(nid, mod)
+        meas, energy = (expiring(c) for c in module_components(nid, mod))
         out.append((oid, pack(dev, [(shared(mt + "state"), meas),
                                     (shared(mt + "energy"), energy)], limit),
                     len(meas) + len(energy)))

@@ -109,6 +109,29 @@ def _below(c, floor):
     return c[0] < floor[0] or c[1] < floor[1]
 
 
+PARTS_FILE = "discovery.json"
+
+
+def _load_parts():
+    """How many discovery parts each device has on the broker (kept across boots, written
+    only when a count changes: when names get shorter, the parts left over are cleared)."""
+    try:
+        with open(PARTS_FILE) as f:
+            doc = json.load(f)
+        return {k: v for k, v in doc.items() if isinstance(v, int) and 0 < v < 64}
+    except Exception:  # noqa: BLE001 - missing or damaged: nothing known to clear
+        return {}
+
+
+def _save_parts(parts):
+    try:
+        with open(PARTS_FILE, "w") as f:
+            json.dump(parts, f)
+    except OSError as e:
+        log.warning("mqtt", "%s not written (%s): parts a shorter configuration leaves "
+                    "on the broker may not be cleared", PARTS_FILE, e)
+
+
 def energy_json(uid, channels):
     """channels: [[import µWh, export µWh]]."""
     return '{"uid":"%s","imp":[%s],"exp":[%s]}' % (
@@ -138,7 +161,7 @@ class Publisher:
         self.reconciled = False           # the broker's retained totals were read
         self.retained = {}                # module name -> retained energy text, until checked
         self.held = {}                    # key -> [[imp, exp]]: the broker's, far above the ledger
-        self.sent_parts = {}              # discovery object id -> parts sent
+        self.sent_parts = _load_parts()   # discovery object id -> parts on the broker
         self.last_p = {}                  # module name -> powers (W) of the last state
         self.ha_due = None
         self.pub_max = {}                 # (uid, ch) -> [import, export] µWh last published
@@ -254,20 +277,24 @@ class Publisher:
             mods.append({"id": m.id, "name": m.label, "uid": m.key, "variant": m.dev.variant_name(),
                          "fw": "1.%d" % (m.dev.firmware_version - 1), "channels": m.channels,
                          "channel_names": m.spec["channels"], "voltage": m.has_energy,
-                         "export": m.export})
+                         "export": m.export and not self.asleep})   # sleep: import only
         info = {"name": self.cfg["node"]["name"], "sw": VERSION,
                 "model": "rbnode on %s" % sys.platform}
         pre = self.m["discovery_prefix"]
         expire = None
         if self.asleep:     # one missed wake is not "unavailable", two are
             expire = 3 * self.cfg["period_s"] + self.cfg["sleep"]["awake_s"]
-        for oid, parts, most in discovery.devices(self.m["base_topic"], node.node_id, info,
+        for oid, parts, _ in discovery.devices(self.m["base_topic"], node.node_id, info,
                                                   mods, expire_after=expire):
             for i, p in enumerate(parts):
                 self.outbox.latest(discovery.topic(pre, oid, i), p, True, 1)
-            for i in range(len(parts), self.sent_parts.get(oid, most)):
+            # clear the parts a longer configuration published and this one does not need;
+            # never a slot that was not published (HA warns for each of them)
+            for i in range(len(parts), self.sent_parts.get(oid, 0)):
                 self.outbox.latest(discovery.topic(pre, oid, i), "", True, 1)
-            self.sent_parts[oid] = len(parts)
+            if self.sent_parts.get(oid) != len(parts):
+                self.sent_parts[oid] = len(parts)
+                _save_parts(self.sent_parts)
 
     def publish_values(self, last=False):
         self.publish_states(last)
