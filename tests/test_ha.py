@@ -90,6 +90,10 @@ def test_continuous_mode_in_home_assistant(tmp_path, world):
         devices, = hass.ws({"type": "config/device_registry/list"})
         names = {d["name"] for d in devices if any("rbnode" in i[1] for i in d["identifiers"])}
         assert {"Zähler Haus", "Küche", "basic-pv", "currents"} <= names, names
+        # names as HA users read them: the device's, then the entity's in sentence case
+        friendly = {v["attributes"].get("friendly_name") for v in ours.values()}
+        assert {"Küche House power", "Küche Channel 3 power", "Küche Voltage",
+                "basic-pv Energy export", "Zähler Haus WiFi signal"} <= friendly, friendly
         # the Energy dashboard: every energy sensor as a grid source, HA's own validation
         prefs = {"energy_sources": [{"type": "grid", "flow_from": [
             {"stat_energy_from": e, "stat_cost": None, "entity_energy_price": None,

@@ -110,11 +110,13 @@ def test_discovery_states_and_ha_reannouncement(tmp_path):
             first = rec.wait(lambda m: m.topic.startswith("homeassistant/device/"), start=mark,
                              timeout=15, what="re-discovery")
             assert 0.9 <= first.t - t0 <= 6.5, first.t - t0
-            rec.wait(lambda m: m.topic == BASE + "/ui3/energy", start=mark, timeout=10)
+            # the values follow the whole announcement (a period may close meanwhile and
+            # publish a total of its own: that one may come anywhere)
+            time.sleep(2)
             after = rec.since(mark)
-            d_idx = max(i for i, m in enumerate(after) if m.topic.startswith("homeassistant/"))
-            e_idx = min(i for i, m in enumerate(after) if m.topic.endswith("/energy"))
-            assert d_idx < e_idx, "values before the discovery"
+            d_idx = max(i for i, m in enumerate(after) if m.topic.startswith("homeassistant/d"))
+            rec.wait(lambda m: m.topic == BASE + "/ui3/energy", start=mark + d_idx + 1,
+                     timeout=10, what="the totals after the discovery")
             assert run.stop() == 0
         off = rec.wait(lambda m: m.topic == BASE + "/status" and m.text == "offline", timeout=20)
         assert off
@@ -157,8 +159,8 @@ def test_malformed_commands_refused_valid_ones_work(tmp_path):
             run.ctl.set_load(module="ui3", ch=0, load=2000)
             rec.wait(lambda m: m.topic == BASE + "/ui3/energy", timeout=30)
             mark = rec.mark()
-            n = 300
-            for i in range(n):           # a flood, at 10 commands a second
+            n = 150                      # (the 2000-command fuzz: tests/test_wire.py)
+            for i in range(n):           # a stream, at 10 commands a second
                 name, payload = _malformed(rng, i)
                 rec.c.publish(BASE + "/cmd/" + name, payload, qos=1)
                 time.sleep(0.1)
@@ -171,7 +173,7 @@ def test_malformed_commands_refused_valid_ones_work(tmp_path):
             assert not [r for r in results if r["ok"]], [r for r in results if r["ok"]][:3]
             assert all(r.get("error") for r in results)
             ids = {r["id"] for r in results if r["id"]}
-            assert len(ids) > 150
+            assert len(ids) > n // 2          # the ids of the JSON ones are echoed
             # nothing changed: totals keep growing at the load's rate, no jump
             assert "crashed" not in run.output()
             mark = rec.mark()
@@ -395,7 +397,7 @@ def test_non_ascii_names_arrive_intact_and_cost_no_reconnect(tmp_path):
                 seen.add(c["name"])
         assert node_name in seen and mod_name in seen, seen
         for n in names:
-            assert n + " power" in seen, (n, sorted(seen)[:20])
+            assert n[0].upper() + n[1:] + " power" in seen, (n, sorted(seen)[:20])
         for m in rec.msgs:
             if m.topic.startswith(base) and m.payload[:1] == b"{":
                 json.loads(m.payload.decode("utf-8"))

@@ -232,17 +232,17 @@ def test_a_tls_server_that_never_answers_blocks_nothing(tmp_path):
     cfg["mqtt"]["tls"] = True
     try:
         with NodeRun(tmp_path, scenario("energy_bench.json"), cfg) as run:
-            run.wait_for("connect attempt 3 failed", timeout=150)
+            run.wait_for("connect attempt 3 in", timeout=150)    # two backoffs seen
             assert run.proc.poll() is None
             assert run.stop() == 0
         out = run.output()
     finally:
         srv.close()
     assert "WDT" not in out and "Traceback" not in out, out[-3000:]
-    assert len(srv.accepted) >= 3, srv.accepted
+    assert len(srv.accepted) >= 2, srv.accepted
     # periods kept closing through the attempts: one per period_s (10 s), none skipped
     t = [float(x) for x in re.findall(r"\[ *([\d.]+)\] I period: ui3 ok", out)]
-    assert len(t) >= 3 and all(b - a < 15 for a, b in zip(t, t[1:])), t   # blocked: >= 20
+    assert len(t) >= 2 and all(b - a < 15 for a, b in zip(t, t[1:])), t   # blocked: >= 20
     delays = [int(d) for d in re.findall(r"connect attempt \d+ in (\d+) ms", out)]
     assert len(delays) >= 2 and 1000 <= delays[0] <= 3000 and 2000 <= delays[1] <= 6000, delays
     assert "broker: (-1, 'Timeout on socket" in out or "no answer" in out, out[-2000:]

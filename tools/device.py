@@ -22,7 +22,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from tools import boards  # noqa: E402
+from tools import boards, images  # noqa: E402
 
 NO_PERMISSION = ("no permission on {port}: add yourself to the dialout group "
                  "(sudo usermod -aG dialout $USER) and log in again")
@@ -90,15 +90,16 @@ def image_for(board, image=None):
 def flash(board, port, image=None, erase=False):
     b = boards.get(board)
     img = image_for(board, image)
-    if b["image"] == "uf2":
+    kind, at = images.identify(img, board)     # from the bytes, not the name; else refused
+    if kind == "uf2":
         return _copy_uf2(img)
     check_port(port)
     esptool = [sys.executable, "-m", "esptool", "--chip", b["chip"], "--port", port]
     if erase:
         run(esptool + ["erase-flash"], port, b["chip"])
-    at = 0 if os.path.basename(img).startswith("merged-") else b["offset"]  # merge-bin: from 0
     run(esptool + ["--baud", "460800", "write-flash", "0x%x" % at, img], port, b["chip"])
-    print("[device] %s written at 0x%x; the board restarts" % (os.path.basename(img), at))
+    print("[device] %s (%s) written at 0x%x; the board restarts" % (
+        os.path.basename(img), kind, at))
 
 
 def _copy_uf2(img):

@@ -19,7 +19,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from tools import boards, deps  # noqa: E402
+from tools import boards, deps, images  # noqa: E402
 from tools.manifest import mpy_cross, read  # noqa: E402
 
 UF2_FAMILY_RP2040 = 0xE48BFF56
@@ -118,6 +118,10 @@ def merged(board, firmware, config=None):
     if not firmware or not os.path.isfile(firmware):
         raise SystemExit("FIRMWARE=%s: give the stock MicroPython .bin for %s (from the "
                          "MicroPython download page, v1.29)" % (firmware or "", board))
+    kind, _ = images.identify(firmware, board)
+    if kind != "firmware":
+        raise SystemExit("FIRMWARE=%s is a %s image, not the stock MicroPython .bin for %s"
+                         % (firmware, kind, board))
     img = write_image(board, config)
     out = os.path.join(os.path.dirname(img), "merged-%s.bin" % deps.version())
     cmd = [sys.executable, "-m", "esptool", "--chip", b["chip"], "merge-bin", "-o", out,

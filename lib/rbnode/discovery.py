@@ -59,7 +59,7 @@ def slug(text):
 
 
 def _component(uid, eid, name, dclass, unit, sclass, tpl, extra=None):
-    c = {"p": "sensor", "name": name, "uniq_id": uid, "def_ent_id": "sensor." + eid}
+    c = {"p": "sensor", "name": sentence(name), "uniq_id": uid, "def_ent_id": "sensor." + eid}
     if dclass:
         c["dev_cla"] = dclass
     if unit:
@@ -76,7 +76,13 @@ def channel_name(mod, ch):
     names = mod["channel_names"]
     if ch < len(names) and names[ch]:
         return names[ch] + " "
-    return "ch%d " % (ch + 1) if mod["channels"] > 1 else ""
+    return "channel %d " % (ch + 1) if mod["channels"] > 1 else ""
+
+
+def sentence(name):
+    """An entity name as Home Assistant writes them ("Power", "House power"): HA shows it
+    after the device's name ("Kitchen Power"... "Kitchen House power")."""
+    return name[0].upper() + name[1:] if name and "a" <= name[0] <= "z" else name
 
 
 def _dumps(obj):

@@ -106,8 +106,8 @@ def test_discovery_names_and_ids():
         "id": "sub-panel", "name": "Sub panel Küche", "uid": "ab12", "channels": 2, "channel_names": ["oven", ""],
         "voltage": True, "export": False})
     c = dict(meas)
-    eq(c["p0"]["name"], "oven power")
-    eq(c["p1"]["name"], "ch2 power")
+    eq(c["p0"]["name"], "Oven power")
+    eq(c["p1"]["name"], "Channel 2 power")
     eq(c["p0"]["uniq_id"], "node1_ab12_p0")
     eq(c["p0"]["def_ent_id"], "sensor.node1_sub_panel_oven_power")
     eq([k for k, v in energy], ["ei0", "ei1"])     # no export entity without bidirectional
