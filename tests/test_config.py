@@ -185,6 +185,47 @@ def test_fuzzed_configs_never_crash_and_always_explain(tmp_path):
                                   or "channels:" in m), m
 
 
+# ---- one JSON verdict: the node's reader and the checker's refuse the same files ----------
+STRICT_CASES = [
+    ('{"period_s": 60,}', "line 1: a trailing comma before }"),
+    ('{"modules": [\n {"address": "0x50"},\n]}', "line 2: a trailing comma before ]"),
+    ('{"period_s": 60,\n "save_s": 300,\n "period_s": 30}',
+     'line 3: key "period_s" given twice in one object (also on line 1)'),
+    ('{"mqtt": {"host": "a", "host": "b"}}', 'key "host" given twice'),
+    ('\ufeff{"period_s": 60}', "byte order mark (BOM)"),
+    ('{"node": {"name": "a,}"}, "x": [1, 2]}', None),        # commas in strings are no commas
+    ('{"a": "\\"", "a": 1}', 'key "a" given twice'),        # an escaped quote ends no string
+]
+
+STRICT_MP = """
+import json, sys
+sys.path.insert(0, "lib")
+from rbnode import config
+with open(sys.argv[1]) as f:
+    cases = json.load(f)
+print("RESULT " + json.dumps([config.parse(t)[1] for t in cases]))
+"""
+
+
+def test_trailing_commas_bom_and_duplicate_keys_refused_on_node_and_host(tmp_path):
+    """MicroPython's reader took a trailing comma (CPython's did not) and both kept the last
+    of two equal keys: now both refuse them, with the line, in the same words."""
+    path = tmp_path / "cases.json"
+    path.write_text(json.dumps([t for t, _ in STRICT_CASES]))
+    script = tmp_path / "strict.py"
+    script.write_text(STRICT_MP)
+    out = hostenv.run_mp(str(script), args=[str(path)], cwd=hostenv.ROOT, timeout=60)
+    line = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
+    assert line, out.stdout + out.stderr
+    for (text, want), node in zip(STRICT_CASES, json.loads(line[0][7:])):
+        host = config.parse(text)[1]
+        if want is None:
+            assert not [e for e in host if "not valid JSON" in e], host
+        else:
+            assert len(host) == 1 and want in host[0], (text, host)
+        assert node == host, (text, node, host)
+
+
 # ---- text: display names, ids, topic prefixes, the same on the node and in the checker ----
 TEXT_CASES = [
     # (config, expected: "ok" or a piece of the one message)

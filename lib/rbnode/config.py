@@ -9,6 +9,7 @@ every key with its default (tests keep the three in step).
 """
 import json
 
+from .jsoncheck import strict_problem
 from .names import display_problem, quoted, size_problem, slug, topic_problem
 
 # A spec is (kind, default, arg):
@@ -138,7 +139,7 @@ def _show(v):
 def _closest(key, allowed):
     """A likely intended key for a typo (same letters, one or two edits), or None."""
     best, score = None, 3
-    for a in allowed:
+    for a in sorted(allowed):           # one answer on every port (dict order differs)
         d = _distance(key.lower(), a)
         if d < score:
             best, score = a, d
@@ -273,7 +274,7 @@ def _object(path, schema, obj, errs):
         if key not in schema:
             hint = _closest(key, schema)
             errs.append("%s: unknown key%s (allowed here: %s)" % (
-                where, " - did you mean %r?" % hint if hint else "", ", ".join(schema)))
+                where, " - did you mean %r?" % hint if hint else "", ", ".join(sorted(schema))))
             continue
         out[key] = _value(where, schema[key], v, errs)
     for key, spec in schema.items():
@@ -372,7 +373,11 @@ def check(raw):
 
 
 def parse(text):
-    """JSON text -> (config, errors). A syntax error names the line and column."""
+    """JSON text -> (config, errors). A syntax error names the line and column; a BOM, a
+    trailing comma or a key given twice is refused here and in the checker alike."""
+    why = strict_problem(text)
+    if why:
+        return None, ["not valid JSON: %s" % why]
     try:
         raw = json.loads(text)
     except ValueError as e:
