@@ -260,6 +260,7 @@ TEXT_CASES = [
     ({"mqtt": {"base_topic": "ü" * 33}}, "66 bytes in UTF-8, at most 64"),
     ({"mqtt": {"discovery_prefix": "$homeassistant"}}, "starts with $"),
     ({"wifi": {"ssid": "Café ☕ 5G ü" * 2 + "☕☕"}}, "(36 bytes in UTF-8, at most 32)"),  # 24 chars
+    ({"i2c": {"sda": 21, "scl": 21}}, "i2c.scl = 21: the same GPIO as i2c.sda"),
 ]
 
 TEXT_MP = """

@@ -320,6 +320,9 @@ def _cross_checks(cfg, errs):
         ids[m["id"]] = i
     pins = [m["drdy_pin"] for m in mods if isinstance(m, dict) and m.get("drdy_pin") is not None]
     i2c = cfg["i2c"]
+    if i2c["sda"] is not None and i2c["sda"] == i2c["scl"]:
+        errs.append("i2c.scl = %d: the same GPIO as i2c.sda (the bus needs two lines)"
+                    % i2c["scl"])
     for k in ("sda", "scl"):
         p = i2c[k]
         if p is not None and (p == cfg["drdy_pin"] or p in pins):
