@@ -1,5 +1,6 @@
 """The host runner: deep sleep, reset and watchdog restarts with the right reset cause,
 RTC memory kept across them, bench time fast-forwarded during deep sleep."""
+import re
 import subprocess
 
 from tools.hostrun import DEEPSLEEP, PWRON, SOFT, WDT, HostNode
@@ -62,17 +63,30 @@ def test_power_on_clears_rtc_memory(tmp_path, bench):
 
 
 def test_make_run_on_a_fresh_clone_measures_and_publishes(tmp_path):
-    """The README's first command with no config.json: the example config, a private broker,
-    the node measuring and connected (not safe mode)."""
+    """The README's first command on a fresh copy of the tracked files (no config.json): the
+    example config, a private broker, the node measuring and connected (not safe mode), live
+    values and energy totals printed as they are published, at the end the node's totals
+    beside the bench's truth."""
     import os
+    import shutil
     import sys
     from tools import hostenv
-    p = subprocess.run([sys.executable, os.path.join(hostenv.ROOT, "tools", "hostrun.py"),
-                        "--config", os.path.join(hostenv.ROOT, "config.example.json"),
-                        "--run-dir", str(tmp_path / "run"), "--duration", "14"],
+    copy = tmp_path / "clone"
+    files = subprocess.run(["git", "ls-files"], cwd=hostenv.ROOT, capture_output=True,
+                           text=True, check=True).stdout.split()
+    for f in files:
+        os.makedirs(os.path.dirname(str(copy / f)), exist_ok=True)
+        shutil.copy(os.path.join(hostenv.ROOT, f), str(copy / f))
+    assert not (copy / "config.json").exists()
+    os.symlink(os.path.join(hostenv.ROOT, ".venv"), str(copy / ".venv"))   # `make setup` done
+    p = subprocess.run([sys.executable, os.path.join("tools", "hostrun.py"),
+                        "--duration", "14"], cwd=str(copy),
                        capture_output=True, text=True, timeout=120)
     out = p.stdout + p.stderr
     assert p.returncode == 0, out
     assert "SAFE MODE" not in out and "Traceback" not in out, out
     assert "3 of 3 module(s) measuring" in out, out
     assert "link: connected" in out, out
+    assert re.search(r"\[live\] mains: 230\.0 V 50\.00 Hz \| ch0 [\d.]+ W", out), out
+    assert re.search(r"\[live\] mains: energy ch0 import \d+\.\d{6} kWh", out), out
+    assert re.search(r"\[run\]   node  mains: ch0 import [\d.]+ Wh \([-+][\d.]+ %\)", out), out

@@ -180,10 +180,15 @@ def main(argv=None):
         except ValueError:
             pass  # a broken config.json is the node's to report
     shutil.rmtree(a.run_dir, ignore_errors=True)
+    base = (config.get("mqtt", {}).get("base_topic") if isinstance(config, dict) else None) \
+        or "rbnode"
+    live = LiveValues(mqtt_host, mqtt_port, base)
     node = HostNode(a.run_dir, bench.address, config,
                     env={"MQTT_HOST": mqtt_host, "MQTT_PORT": str(mqtt_port)},
                     realtime_sleep=a.realtime_sleep, bench_client=ctl)
     deadline = time.monotonic() + a.duration if a.duration else None
+    truth0 = ctl.truth()["truth"]      # the node books from its first latch on
+    truth1 = None
     stopped = False
     try:
         while True:
@@ -191,6 +196,7 @@ def main(argv=None):
             while proc.poll() is None:
                 if deadline and time.monotonic() > deadline:
                     stopped = True
+                    truth1 = ctl.truth()["truth"]     # the node stops measuring now
                     proc.send_signal(signal.SIGINT)
                     try:
                         proc.wait(3)
@@ -209,14 +215,87 @@ def main(argv=None):
     except KeyboardInterrupt:
         node.kill()
     finally:
-        summary(ctl)
+        live.stop()
+        summary(ctl, node, mods, truth0, truth1)
         bench.stop()
         if broker:
             broker.stop()
     return 0 if stopped or not node.boots or node.boots[-1][1] == 0 else 1
 
 
-def summary(ctl):
+class LiveValues:
+    """What the node publishes, as a user wants to read it: each module's state every
+    EVERY_S seconds, one line (a paho subscriber beside the node, like a look at HA)."""
+    EVERY_S = 10
+
+    def __init__(self, host, port, base):
+        import paho.mqtt.client as mqtt
+        self.last = {}
+        self.shown = {}
+        self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        self.c.on_message = self._on
+        self.c.on_connect = lambda c, u, f, rc, p=None: c.subscribe(
+            [(base + "/+/+/state", 0), (base + "/+/+/energy", 0)])
+        try:
+            self.c.connect(host, port)
+            self.c.loop_start()
+        except OSError:
+            self.c = None
+
+    def _on(self, client, userdata, m):
+        mod, kind = m.topic.split("/")[-2:]
+        now = time.monotonic()
+        if now - self.shown.get((mod, kind), -1e9) < self.EVERY_S:
+            return
+        try:
+            d = json.loads(m.payload)
+        except ValueError:
+            return
+        self.shown[(mod, kind)] = now
+        if kind == "energy":
+            print("[live] %s: energy %s" % (mod, " | ".join(
+                "ch%d import %s kWh export %s kWh" % (ch, i, e)
+                for ch, (i, e) in enumerate(zip(d["imp"], d["exp"])))), flush=True)
+        else:
+            print("[live] %s" % live_line(mod, d), flush=True)
+
+    def stop(self):
+        if self.c:
+            self.c.loop_stop()
+            self.c.disconnect()
+
+
+def live_line(mod, d):
+    """One state message as a line: "mains: 230.0 V 50.00 Hz | ch0 1500.0 W 6.52 A pf 1.00"."""
+    head = " ".join(x for x in ("%.1f V" % d["u"] if d.get("u") is not None else "",
+                                "%.2f Hz" % d["f"] if d.get("f") is not None else "") if x)
+    chans = []
+    for ch, i in enumerate(d.get("i", [])):
+        parts = ["ch%d" % ch]
+        if "p" in d:
+            parts.append("%.1f W" % d["p"][ch])
+        parts.append("%.3f A" % i if i is not None else "? A")
+        if d.get("pf") and d["pf"][ch] is not None:
+            parts.append("pf %.2f" % d["pf"][ch])
+        chans.append(" ".join(parts))
+    return "%s: %s | %s" % (mod, head or "-", " | ".join(chans))
+
+
+def node_totals(node, mods):
+    """{bench module name: [[import, export] Wh]} from the node's ledger (matched by address)."""
+    from tools.noderun import read_ledger
+    try:
+        led = read_ledger(node.fs)
+    except (OSError, ValueError):
+        led = None
+    if not led:
+        return {}
+    by_addr = {m["address"]: m["name"] for m in mods}
+    return {by_addr.get(m["addr"], m["name"]): [[c[0] / 1e6, c[1] / 1e6] for c in m["ch"]]
+            for m in led["meters"].values()}
+
+
+def summary(ctl, node=None, mods=(), truth0=None, truth1=None):
     c = ctl.counters()
     print("[run] bench: DRDY edges %s; I2C per address:" % (c["edges"] or "none"))
     quiet = [a for a, v in c["counters"].items() if v["bytes"] == 0]
@@ -228,10 +307,35 @@ def summary(ctl):
         print("[run]   0x%02x: %d transactions, %d bytes, %d NACKs, %.1f ms bus time at %d Hz"
               % (int(addr), v["transactions"], v["bytes"], v["nacks"], v["bus_us"] / 1000,
                  c["freq"]))
-    for name, chans in ctl.truth()["truth"].items():
+    ours = node_totals(node, mods) if node else {}
+    if ours:
+        print("[run] the node's totals (its ledger) beside the bench's truth from the node's "
+              "start to its stop (the ~1 s before its first latch is nobody's to book)")
+    variants = {m["name"]: m.get("variant", 0) for m in mods}    # 4..6: I1..I3
+    for name, chans in (truth1 or ctl.truth()["truth"]).items():
         print("[run]   truth %s: %s" % (name, ", ".join(
             "ch%d import %.4f Wh export %.4f Wh" % (i, imp, exp) for i, (imp, exp) in
             enumerate(chans))))
+        if name not in ours:
+            continue
+        if variants.get(name, 0) >= 4:
+            print("[run]   node  %s: current only (an I variant measures no energy)" % name)
+            continue
+        # the truth of the node's lifetime: what the bench counted before its boot is not
+        # the node's to book (its first latch is a primer)
+        base = (truth0 or {}).get(name, [[0, 0]] * len(chans))
+        print("[run]   node  %s: %s" % (name, ", ".join(
+            "ch%d import %.4f Wh (%s) export %.4f Wh (%s)" % (
+                i, imp, _diff(imp, chans[i][0] - base[i][0]), exp,
+                _diff(exp, chans[i][1] - base[i][1]))
+            for i, (imp, exp) in enumerate(ours[name][:len(chans)]))))
+
+
+def _diff(v, truth):
+    """The node's total against the bench's truth over the node's life."""
+    if truth < 1e-3:
+        return "%+.4f Wh" % (v - truth)
+    return "%+.2f %%" % ((v - truth) * 100 / truth)
 
 
 if __name__ == "__main__":
