@@ -130,16 +130,13 @@ def quoted(text):
     """Text in double quotes for a message: any script as it is, quotes, backslashes and
     control or invisible characters escaped (CPython's json.dumps would escape every
     non-ASCII character, MicroPython's none: the checker and the node say the same)."""
-    out = ['"']
-    for c in text:
-        if c in '"\\':
-            out.append("\\" + c)
-        elif _invisible(c):
-            out.append("\\u%04x" % ord(c))
-        else:
-            out.append(c)
-    out.append('"')
-    return "".join(out)
+    return '"%s"' % _escaped(text, '"\\')
+
+
+def _escaped(text, also=""):
+    """Control and invisible characters as \\uXXXX, `also` behind a backslash."""
+    return "".join("\\" + c if c in also else "\\u%04x" % ord(c) if _invisible(c) else c
+                   for c in text)
 
 
 def shown(data, most=60):
@@ -150,4 +147,4 @@ def shown(data, most=60):
         text = data.decode()
     except UnicodeError:
         return "".join(chr(b) if 0x20 <= b < 0x7f else "\\x%02x" % b for b in data)[:most]
-    return "".join(c if not _invisible(c) else "\\u%04x" % ord(c) for c in text)[:most]
+    return _escaped(text)[:most]
