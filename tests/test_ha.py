@@ -5,6 +5,7 @@ of its own, a private mosquitto, the real node on the unix port. Skipped with on
 the venv or root (for the namespace) is missing. Where tests/ha_rules.py disagrees with
 what HA does here, HA wins.
 """
+import json
 import os
 import subprocess
 import time
@@ -13,9 +14,8 @@ import pytest
 
 from nodeharness import NodeRun, scenario
 from test_mqtt import MODULES, net_config
-from test_sleep import bench_and_broker
 from test_sleep import net_config as sleep_config
-from tools import ha_env
+from tools import ha_env, hostenv
 from tools.broker import Broker, free_port
 from tools.hostrun import HostNode
 
@@ -127,18 +127,16 @@ def test_continuous_mode_in_home_assistant(tmp_path, world):
     assert not problems, "\n".join(problems)
 
 
-def test_sleep_mode_in_home_assistant(tmp_path):
+def test_sleep_mode_in_home_assistant(tmp_path, world):
     """The battery logger: HA accepts its discovery (expire_after per sensor: HA refused it
     at the device level, and sleep mode made no entity at all), its values arrive at each
     wake and stay valid between wakes ("asleep" is no unavailability), no log problems."""
-    ns = ha.Netns()
-    port = free_port()
-    bench, ctl, _ = bench_and_broker(tmp_path)
-    _.stop()
-    broker = Broker(extra=ha.listen_extra(ns.host_addr, port))
-    hass = ha.HomeAssistant(tmp_path / "ha", ns.host_addr, port, ns)
+    broker, hass = world
+    path = tmp_path / "scenario.json"
+    path.write_text(json.dumps(scenario("energy_bench.json")))
+    bench = hostenv.BenchProcess(str(path))
     try:
-        hass.start()
+        ctl = bench.client()
         cfg = sleep_config(broker, mode="sleep", period_s=60, modules=[
             {"address": "0x50", "name": "Küche"}, {"address": "0x51", "id": "pv",
                                                    "name": "Solar ☀", "bidirectional": True}])
@@ -157,7 +155,4 @@ def test_sleep_mode_in_home_assistant(tmp_path):
         problems = hass.log_problems()
         assert not problems, "\n".join(problems)
     finally:
-        hass.stop()
-        broker.stop()
         bench.stop()
-        ns.down()
