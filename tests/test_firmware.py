@@ -155,3 +155,27 @@ def test_firmware_build_says_what_is_missing(tmp_path):
     p = "\n".join(problems("ESP32_GENERIC", str(tmp_path)))
     assert "lib/micropython-lib is empty" in p and "submodules BOARD=ESP32_GENERIC" in p
     assert "idf.py not found" in p and "export.sh" in p
+
+
+def test_firmware_build_names_picotool_before_the_pico_sdk_goes_looking(tmp_path, monkeypatch):
+    from tools.firmware import picotool_problems
+    (tmp_path / "ports" / "rp2").mkdir(parents=True)
+    (tmp_path / "ports" / "rp2" / "Makefile").write_text("")
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))        # nothing installed: every tool named
+    monkeypatch.delenv("picotool_DIR", raising=False)
+    monkeypatch.setattr("tools.firmware.SYSTEM_PREFIXES", ())
+    p = "\n".join(problems("RPI_PICO_W", str(tmp_path)))
+    for needle in ("lib/pico-sdk is empty", "arm-none-eabi-gcc not found", "cmake not found",
+                   "make not found", "gcc not found", "picotool (2.x) not found",
+                   "picotool_DIR="):
+        assert needle in p, needle
+    assert "picotool_DIR=/nowhere holds no picotoolConfig.cmake" in \
+        picotool_problems({"picotool_DIR": "/nowhere"})[0]
+    inst = tmp_path / "prefix"
+    (inst / "lib" / "cmake" / "picotool").mkdir(parents=True)
+    (inst / "lib" / "cmake" / "picotool" / "picotoolConfig.cmake").write_text("")
+    assert picotool_problems({"picotool_DIR": str(inst / "lib/cmake/picotool")}) == []
+    (inst / "bin").mkdir()
+    assert picotool_problems({"PATH": str(inst / "bin")}) == []   # found as cmake finds it

@@ -23,9 +23,10 @@ TOOLCHAIN = {
     "rp2": [("arm-none-eabi-gcc", "the Arm GCC toolchain (Debian: apt-get install "
                                   "gcc-arm-none-eabi libnewlib-arm-none-eabi)"),
             ("cmake", "cmake (apt-get install cmake)")],
-    "unix": [("gcc", "a C compiler (apt-get install build-essential)"),
-             ("pkg-config", "pkg-config and libffi (apt-get install pkg-config libffi-dev)")],
+    "unix": [("pkg-config", "pkg-config and libffi (apt-get install pkg-config libffi-dev)")],
 }
+HOST = [("make", "GNU make (apt-get install make)"),
+        ("gcc", "a C compiler for mpy-cross (apt-get install build-essential)")]
 OUTPUT = {"esp32": "firmware.bin", "rp2": "firmware.uf2", "unix": "micropython"}
 
 
@@ -43,10 +44,44 @@ def problems(board, mpy_dir):
     if not os.path.isfile(os.path.join(mpy_dir, "lib", "micropython-lib", "README.md")):
         out.append("%s/lib/micropython-lib is empty: run `make -C %s submodules BOARD=%s`"
                    % (mpy_dir, port, board))
-    for exe, how in TOOLCHAIN[b["port"]]:
+    if b["port"] == "rp2" and not os.path.isfile(
+            os.path.join(mpy_dir, "lib", "pico-sdk", "pico_sdk_init.cmake")):
+        out.append("%s/lib/pico-sdk is empty: run `make -C %s submodules BOARD=%s`"
+                   % (mpy_dir, port, board))
+    for exe, how in HOST + TOOLCHAIN[b["port"]]:
         if shutil.which(exe) is None:
             out.append("%s not found: install %s" % (exe, how))
+    if b["port"] == "rp2":
+        out += picotool_problems(os.environ)
     return out
+
+
+SYSTEM_PREFIXES = ("/usr/local", "/usr")
+PICOTOOL_CONFIG = ("picotoolConfig.cmake", "picotool-config.cmake")
+
+
+def picotool_problems(env):
+    """pico-sdk 2.x needs picotool (2.x) to make the .uf2; when cmake cannot find it, the
+    build tries to clone and build it from the network and fails deep inside cmake. Found the
+    way cmake's find_package looks: picotool_DIR, else <prefix>/lib/cmake/picotool for each
+    prefix of PATH and /usr/local, /usr."""
+    given = env.get("picotool_DIR")
+    if given:
+        if any(os.path.isfile(os.path.join(given, n)) for n in PICOTOOL_CONFIG):
+            return []
+        return ["picotool_DIR=%s holds no picotoolConfig.cmake: point it at "
+                "<picotool install prefix>/lib/cmake/picotool" % given]
+    prefixes = [os.path.dirname(d.rstrip("/")) for d in env.get("PATH", "").split(os.pathsep)
+                if d] + list(SYSTEM_PREFIXES)
+    for pre in prefixes:
+        for lib in ("lib", "lib64", "share"):
+            if any(os.path.isfile(os.path.join(pre, lib, "cmake", "picotool", n))
+                   for n in PICOTOOL_CONFIG):
+                return []
+    return ["picotool (2.x) not found: the Pico SDK needs it to make the .uf2 (it would try "
+            "to download it during the build). Build it once from its source release "
+            "(cmake -DPICO_SDK_PATH=$MPY_DIR/lib/pico-sdk -DCMAKE_INSTALL_PREFIX=$HOME/.local "
+            "&& make install) and pass picotool_DIR=$HOME/.local/lib/cmake/picotool"]
 
 
 def build(board, mpy_dir, jobs=None):
