@@ -56,7 +56,7 @@ dev: setup
 	@$(PY) tools/device.py dev "$(PORT)"
 
 config-check: setup
-	@$(PY) tools/checkconfig.py $(CONFIG)
+	@$(PY) tools/checkconfig.py $(if $(filter command line environment,$(origin BOARD)),--board $(BOARD)) $(CONFIG)
 
 manifest-check: setup
 	@$(PY) tools/manifest.py check

@@ -355,3 +355,74 @@ def test_safe_mode_never_shows_a_password(tmp_path, bench):
         assert "SAFE MODE" in out and "password" in out and "hidden" in out, out
         for secret in ("Secret", "12345678901"):
             assert secret not in text, text
+
+
+# ---- GPIOs per board: the same verdict on the node (its own board) and in the checker ------
+PIN_CASES = [
+    # (board, config, expected: "ok" or a piece of the one message)
+    ("ESP32_GENERIC", {}, "ok"),                                    # defaults 19/18
+    ("ESP32_GENERIC", {"i2c": {"sda": 21, "scl": 22}, "drdy_pin": 34}, "ok"),  # DRDY may be input only
+    ("ESP32_GENERIC", {"i2c": {"sda": 7, "scl": 22}}, "i2c.sda = 7: GPIO7 is wired to the SPI flash"),
+    ("ESP32_GENERIC", {"drdy_pin": 11}, "drdy_pin = 11: GPIO11 is wired to the SPI flash"),
+    ("ESP32_GENERIC", {"i2c": {"sda": 21, "scl": 35}}, "i2c.scl = 35: GPIO35 is input only"),
+    ("ESP32_GENERIC", {"i2c": {"sda": 12, "scl": 22}}, "GPIO12 is the flash-voltage strap"),
+    ("ESP32_GENERIC", {"i2c": {"sda": 20, "scl": 22}}, "the ESP32 has no GPIO20 usable here"
+                                                       " (GPIO 0-19, 21-23, 25-27, 32-39)"),
+    ("ESP32_GENERIC", {"modules": [{"address": 80, "drdy_pin": 40}]},
+     "modules[0].drdy_pin = 40: the ESP32 has no GPIO40"),
+    ("ESP32_GENERIC", {"i2c": {"sda": 1, "scl": 22}}, "GPIO1 is the REPL's UART (TX)"),
+    ("ESP32_GENERIC", {"i2c": {"sda": 18}}, "SDA and SCL are both GPIO18"),  # scl default 18
+    ("ESP32_GENERIC", {"drdy_pin": 19}, "drdy_pin = 19: GPIO19 is the board's default I2C SDA"),
+    ("ESP32_GENERIC", {"mode": "sleep", "sleep": {"wake_pin": 5, "wake_w": 500}},
+     "sleep.wake_pin = 5: the ESP32 wakes from deep sleep only on GPIO 0, 2, 4, 12-15, 25-27"),
+    ("ESP32_GENERIC", {"mode": "sleep", "sleep": {"wake_pin": 33, "wake_w": 500}}, "ok"),
+    ("ESP32_GENERIC_S3", {"i2c": {"sda": 20, "scl": 9}}, "GPIO20 is USB D+"),
+    ("ESP32_GENERIC_S3", {"drdy_pin": 30}, "GPIO30 is wired to the SPI flash"),
+    ("ESP32_GENERIC_S3", {"i2c": {"sda": 40, "scl": 41}, "drdy_pin": 34}, "ok"),
+    ("ESP32_GENERIC_S3", {"drdy_pin": 23}, "the ESP32-S3 has no GPIO23"),
+    ("RPI_PICO_W", {}, "ok"),                                       # defaults 4/5
+    ("RPI_PICO_W", {"i2c": {"id": 1, "sda": 26, "scl": 27}}, "ok"),
+    ("RPI_PICO_W", {"i2c": {"sda": 5, "scl": 9}}, "i2c.sda = 5: I2C0 takes SDA on GPIO 0, 4, 8, 12, 16, 20, 28"),
+    ("RPI_PICO_W", {"i2c": {"id": 1, "sda": 4, "scl": 7}}, "I2C1 takes SDA on GPIO 2, 6, 10, 14, 18, 22, 26"),
+    ("RPI_PICO_W", {"drdy_pin": 25}, "drdy_pin = 25: the Pico W's WiFi chip uses GPIO25 (WL_CS)"),
+    ("RPI_PICO_W", {"drdy_pin": 4}, "drdy_pin = 4: GPIO4 is the board's default I2C SDA"),
+    ("RPI_PICO_W", {"mode": "sleep", "sleep": {"wake_pin": 15, "wake_w": 500}},
+     "the Pico W wakes from deep sleep on its timer only"),
+    (None, {"i2c": {"sda": 7, "scl": 35}, "drdy_pin": 25}, "ok"),   # no board: no pin rules
+]
+
+PIN_MP = """
+import json, sys
+sys.path.insert(0, "lib")
+from rbnode import config
+with open(sys.argv[1]) as f:
+    cases = json.load(f)
+print("RESULT " + json.dumps([config.check(raw, board)[1] for board, raw in cases]))
+"""
+
+
+def test_pins_are_checked_per_board_on_the_node_and_in_the_checker(tmp_path):
+    path = tmp_path / "cases.json"
+    path.write_text(json.dumps([[b, c] for b, c, _ in PIN_CASES]))
+    script = tmp_path / "pins.py"
+    script.write_text(PIN_MP)
+    out = hostenv.run_mp(str(script), args=[str(path)], cwd=hostenv.ROOT, timeout=60)
+    line = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
+    assert line, out.stdout + out.stderr
+    for (board, raw, want), node in zip(PIN_CASES, json.loads(line[0][7:])):
+        errs = config.check(json.loads(json.dumps(raw)), board)[1]
+        if want == "ok":
+            assert errs == [], (board, raw, errs)
+        else:
+            assert len(errs) == 1 and want in errs[0], (board, raw, errs)
+        assert node == errs, (board, raw, node, errs)
+    # the checker names the board's pins in use, and the example runs on every board
+    for board in ("ESP32_GENERIC", "ESP32_GENERIC_S3", "RPI_PICO_W"):
+        r = subprocess.run([sys.executable, "tools/checkconfig.py", "--board", board, EXAMPLE],
+                           capture_output=True, text=True, cwd=hostenv.ROOT)
+        assert r.returncode == 0 and "%s: I2C0 on SDA GPIO" % board in r.stdout, r.stdout
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"i2c": {"sda": 7, "scl": 22}}))
+    r = subprocess.run([sys.executable, "tools/checkconfig.py", "--board", "ESP32_GENERIC",
+                        str(bad)], capture_output=True, text=True, cwd=hostenv.ROOT)
+    assert r.returncode == 1 and "i2c.sda = 7: GPIO7 is wired to the SPI flash" in r.stdout

@@ -94,7 +94,8 @@ def _clear_crashes(board, cfg):
 
 
 def load_config(path):
-    cfg, errs = _config.load(path)
+    from .pins import this_board
+    cfg, errs = _config.load(path, this_board())
     if errs and "file not found" in errs[0]:
         log.warning("config", "%s; running with defaults (modules found on the bus, no network)",
                     errs[0])

@@ -11,6 +11,7 @@ import json
 
 from .jsoncheck import strict_problem
 from .names import display_problem, quoted, size_problem, slug, topic_problem
+from .pins import problems as pin_problems
 
 # A spec is (kind, default, arg):
 #   int / num: arg = (lo, hi)      str: any text, arg = max UTF-8 bytes
@@ -364,18 +365,21 @@ def _module_id(m):
     return note
 
 
-def check(raw):
-    """raw: the parsed JSON. Returns (config, []) or (None, [messages])."""
+def check(raw, board=None):
+    """raw: the parsed JSON; board: whose GPIO rules apply (pins.BOARDS; None: none).
+    Returns (config, []) or (None, [messages])."""
     errs = []
     if not isinstance(raw, dict):
         return None, ["the file must hold one JSON object { ... }, not %s" % _type_name(raw)]
     cfg = _object("", SCHEMA, raw, errs)
     if not errs:
         _cross_checks(cfg, errs)
+    if not errs:
+        errs = pin_problems(cfg, board)
     return (None, errs) if errs else (cfg, [])
 
 
-def parse(text):
+def parse(text, board=None):
     """JSON text -> (config, errors). A syntax error names the line and column; a BOM, a
     trailing comma or a key given twice is refused here and in the checker alike."""
     why = strict_problem(text)
@@ -385,7 +389,7 @@ def parse(text):
         raw = json.loads(text)
     except ValueError as e:
         return None, ["not valid JSON: %s%s" % (e, _where(text, e))]
-    return check(raw)
+    return check(raw, board)
 
 
 def _where(text, e):
@@ -414,8 +418,8 @@ def _where(text, e):
     return " (%s)" % "; ".join(hints) if hints else ""
 
 
-def load(path="config.json"):
-    """Read and check path. Returns (config, errors): config None when there are errors."""
+def load(path="config.json", board=None):
+    """Read and check path (board: as in check()). Returns (config, errors): config None when there are errors."""
     try:
         with open(path) as f:
             text = f.read()
@@ -424,5 +428,5 @@ def load(path="config.json"):
                       % (path, path)]
     except (UnicodeError, ValueError):
         return None, ["%s: not a text file" % path]
-    cfg, errs = parse(text)
+    cfg, errs = parse(text, board)
     return cfg, ["%s: %s" % (path, e) for e in errs]
