@@ -68,17 +68,11 @@ def test_make_run_on_a_fresh_clone_measures_and_publishes(tmp_path):
     values and energy totals printed as they are published, at the end the node's totals
     beside the bench's truth."""
     import os
-    import shutil
     import sys
     from tools import hostenv
     copy = tmp_path / "clone"
-    files = subprocess.run(["git", "ls-files"], cwd=hostenv.ROOT, capture_output=True,
-                           text=True, check=True).stdout.split()
-    for f in files:
-        os.makedirs(os.path.dirname(str(copy / f)), exist_ok=True)
-        shutil.copy(os.path.join(hostenv.ROOT, f), str(copy / f))
+    hostenv.fresh_copy(str(copy))
     assert not (copy / "config.json").exists()
-    os.symlink(os.path.join(hostenv.ROOT, ".venv"), str(copy / ".venv"))   # `make setup` done
     p = subprocess.run([sys.executable, os.path.join("tools", "hostrun.py"),
                         "--duration", "14"], cwd=str(copy),
                        capture_output=True, text=True, timeout=120)

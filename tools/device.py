@@ -11,9 +11,10 @@ copies the .uf2 to the RPI-RP2 drive (hold BOOTSEL while plugging in), or loads 
 picotool when installed.
 deploy: checks config.json, then copies boot.py, main.py and config.json with mpremote and
 resets the board.
-dev: mounts this working tree on the board (mpremote mount) and runs main.py from it, with
-lib/ ahead of the frozen copies on sys.path, so an edit runs without a new image. Files the
-node writes (energy ledger, crash.txt) land in the working tree.
+dev: mounts this working tree on the board (mpremote's mount) and runs main.py from it, with
+lib/ ahead of the frozen copies on sys.path, so an edit runs without a new image: Ctrl-C
+stops the node (it saves its ledger), run `make dev` again after an edit. Files the node
+writes (energy ledger, crash.json) land in the working tree.
 """
 import glob
 import os
@@ -67,10 +68,9 @@ def run(cmd, port, chip=None):
         sys.stdout.flush()
         seen.append(line)
     if p.wait():
-        text = "".join(seen)
-        for needle, hint in HINTS:
-            if needle in text:
-                raise DeviceError(hint.format(port=port, chip=chip))
+        hint = _hint("".join(seen), port, chip)
+        if hint:
+            raise DeviceError(hint)
         raise DeviceError("%s failed (exit %d): see above" % (cmd[0], p.returncode))
 
 
@@ -130,16 +130,67 @@ def deploy(port):
                         cfg])
     if r.returncode:
         raise DeviceError("config.json is not valid (above): not deploying it")
-    files = [os.path.join(boards.ROOT, f) for f in ("boot.py", "main.py", "config.json")]
-    run(mpremote(port, "cp", *files, ":", "+", "reset"), port)
+    args = []
+    for f in ("boot.py", "main.py", "config.json"):   # each to its own name: no "cp a b :"
+        args += ["cp", os.path.join(boards.ROOT, f), ":" + f, "+"]
+    run(mpremote(port, *args, "reset"), port)
     print("[device] boot.py, main.py, config.json on the board; it restarts")
 
 
+DEV_MAIN = "import sys; sys.path.insert(0, '/remote/lib'); import main"
+
+
 def dev(port):
+    """mpremote's transport, driven here rather than by `mpremote mount . exec ...`: that
+    exits on Ctrl-C and leaves the node running on the board with its filesystem gone (its
+    next file access hangs, and the next connect lands in the middle of it). Here Ctrl-C is
+    sent to the board while the mount still answers: the node stops as on Ctrl-C at its
+    console (ledger saved), then the mount is undone and the board is left at its REPL."""
     check_port(port)
+    from mpremote.transport import TransportError
+    from mpremote.transport_serial import SerialTransport
     os.chdir(boards.ROOT)
-    run(mpremote(port, "mount", ".", "exec",
-                 "import sys; sys.path.insert(0, '/remote/lib'); import main"), port)
+    out = sys.stdout.buffer
+
+    def show(data):
+        out.write(data)
+        out.flush()
+
+    def follow(t, timeout=None):
+        _, err = t.follow(timeout=timeout, data_consumer=show)
+        if err:
+            show(err)
+    try:
+        t = SerialTransport(port, baudrate=115200)
+    except TransportError as e:
+        raise DeviceError(_hint(str(e), port) or "cannot open %s: %s" % (port, e))
+    try:
+        t.enter_raw_repl(soft_reset=True)      # the board's own main.py stops: a fresh VM
+        t.mount_local(".")
+        print("[device] %s is mounted at /remote on the board; main.py runs from it, lib/ "
+              "ahead of the frozen copies (Ctrl-C stops the node)" % boards.ROOT, flush=True)
+        t.exec_raw_no_follow(DEV_MAIN)
+        try:
+            follow(t)
+        except KeyboardInterrupt:
+            print("\n[device] Ctrl-C: stopping the node on the board", flush=True)
+            t.serial.write(b"\x03")
+            follow(t, timeout=60)
+        t.umount_local()
+        t.exit_raw_repl()
+        print("[device] the node stopped; the board is at its REPL (a reset runs its own "
+              "main.py again)")
+    except TransportError as e:
+        raise DeviceError("lost the board on %s: %s" % (port, e))
+    finally:
+        t.close()
+
+
+def _hint(text, port, chip=None):
+    for needle, hint in HINTS:
+        if needle in text:
+            return hint.format(port=port, chip=chip)
+    return None
 
 
 def main(argv):

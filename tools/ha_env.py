@@ -30,9 +30,20 @@ def find_python():
     cands = [os.getenv("RBNODE_HA_PYTHON"), shutil.which("python3.13")]
     cands += sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.13.*/bin/python")))
     for c in cands:
-        if c and os.path.exists(c):
+        if c and os.path.exists(c) and _runs_313(c):
             return c
     return None
+
+
+def _runs_313(py):
+    """A pyenv shim exists for every installed version but fails (exit 127) unless that
+    version is selected: ask the interpreter itself."""
+    try:
+        out = subprocess.run([py, "-c", "import sys; print(sys.version_info[:2] == (3, 13))"],
+                             capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return out.returncode == 0 and out.stdout.strip() == "True"
 
 
 def venv_python():

@@ -53,6 +53,18 @@ def run_mp(script, args=(), env=None, timeout=120, cwd=None):
                           stderr=subprocess.STDOUT, text=True, timeout=timeout)
 
 
+def fresh_copy(dest):
+    """The tracked files of this tree in dest (what a fresh clone holds, nothing built or
+    configured), with this tree's .venv linked in (`make setup` done)."""
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True,
+                           check=True).stdout.split("\n")
+    for f in filter(None, files):
+        os.makedirs(os.path.dirname(os.path.join(dest, f)), exist_ok=True)
+        shutil.copy(os.path.join(ROOT, f), os.path.join(dest, f))
+    os.symlink(os.path.join(ROOT, ".venv"), os.path.join(dest, ".venv"))
+    return dest
+
+
 class BenchProcess:
     """The bench server as a child process; `address` is (host, port) once ready."""
 

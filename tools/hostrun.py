@@ -66,7 +66,7 @@ class HostNode:
                 pass
         self.cause = PWRON
 
-    def start(self, stdout=None):
+    def start(self, stdout=None, stdin=None):
         for name, v in (("reset_cause", self.cause), ("wake_reason", self.wake)):
             with open(os.path.join(self.board, name), "w") as f:
                 f.write(str(v))
@@ -75,7 +75,7 @@ class HostNode:
         except FileNotFoundError:
             pass
         self.proc = subprocess.Popen([hostenv.micropython()] + self.mp_args + [DEVICE],
-                                     cwd=self.fs, env=self.env,
+                                     cwd=self.fs, env=self.env, stdin=stdin,
                                      stdout=stdout, stderr=subprocess.STDOUT)
         return self.proc
 

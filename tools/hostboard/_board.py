@@ -78,6 +78,10 @@ def _leave(kind, code):
         sys.stdout.flush()
     except AttributeError:
         pass
+    if os.getenv("HOSTBOARD_SERIAL"):
+        # tools/serialboard.py runs the REPL (micropython -i), where SystemExit only ends
+        # the script: end the process at once, as a reset ends everything on a chip
+        os.system("kill -9 $PPID")
     sys.exit(code)
 
 
