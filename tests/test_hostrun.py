@@ -84,3 +84,8 @@ def test_make_run_on_a_fresh_clone_measures_and_publishes(tmp_path):
     assert re.search(r"\[live\] mains: 230\.0 V 50\.00 Hz \| ch0 [\d.]+ W", out), out
     assert re.search(r"\[live\] mains: energy ch0 import \d+\.\d{6} kWh", out), out
     assert re.search(r"\[run\]   node  mains: ch0 import [\d.]+ Wh \([-+][\d.]+ %\)", out), out
+    # the difference shown is the difference of the two figures shown beside it
+    truth = float(re.search(r"\[run\]   truth mains: ch0 import ([\d.]+) Wh", out).group(1))
+    node, pct = re.search(r"\[run\]   node  mains: ch0 import ([\d.]+) Wh \(([-+][\d.]+) %\)",
+                          out).groups()
+    assert abs((float(node) - truth) * 100 / truth - float(pct)) < 0.02, out

@@ -26,15 +26,16 @@ UF2_FAMILY_RP2040 = 0xE48BFF56
 RP2040_FLASH = 0x10000000
 
 
-def _config_text(path):
-    """The config.json to put on the image (None: none), validated like the node does."""
+def _config_text(path, board=None):
+    """The config.json to put on the image (None: none), validated as the node on board
+    does (its pins included)."""
     if path is None:
         path = os.path.join(boards.ROOT, "config.json")
         if not os.path.exists(path):
             return None
     sys.path.insert(0, os.path.join(boards.ROOT, "lib"))
-    from rbnode import config as _config
-    _cfg, errs = _config.load(path)
+    from rbnode import config as _config, pins
+    _cfg, errs = _config.load(path, board if board in pins.BOARDS else None)
     if errs:
         raise SystemExit("%s is not valid, not putting it on the image:\n  - %s"
                          % (path, "\n  - ".join(errs)))
@@ -57,7 +58,7 @@ def files(board, config=None):
     for name in ("boot.py", "main.py"):
         with open(os.path.join(boards.ROOT, name), "rb") as f:
             out.append((name, f.read()))
-    text = _config_text(config)
+    text = _config_text(config, board)
     if text is not None:
         out.append(("config.json", text.encode()))
     return out

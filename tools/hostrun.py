@@ -313,21 +313,21 @@ def summary(ctl, node=None, mods=(), truth0=None, truth1=None):
               "start to its stop (the ~1 s before its first latch is nobody's to book)")
     variants = {m["name"]: m.get("variant", 0) for m in mods}    # 4..6: I1..I3
     for name, chans in (truth1 or ctl.truth()["truth"]).items():
+        # the truth over the node's life: what the bench counted before its boot is not the
+        # node's to book (its first latch is a primer); the same figures the difference uses
+        base = (truth0 or {}).get(name, [[0, 0]] * len(chans))
+        life = [[c[0] - b[0], c[1] - b[1]] for c, b in zip(chans, base)]
         print("[run]   truth %s: %s" % (name, ", ".join(
             "ch%d import %.4f Wh export %.4f Wh" % (i, imp, exp) for i, (imp, exp) in
-            enumerate(chans))))
+            enumerate(life))))
         if name not in ours:
             continue
         if variants.get(name, 0) >= 4:
             print("[run]   node  %s: current only (an I variant measures no energy)" % name)
             continue
-        # the truth of the node's lifetime: what the bench counted before its boot is not
-        # the node's to book (its first latch is a primer)
-        base = (truth0 or {}).get(name, [[0, 0]] * len(chans))
         print("[run]   node  %s: %s" % (name, ", ".join(
             "ch%d import %.4f Wh (%s) export %.4f Wh (%s)" % (
-                i, imp, _diff(imp, chans[i][0] - base[i][0]), exp,
-                _diff(exp, chans[i][1] - base[i][1]))
+                i, imp, _diff(imp, life[i][0]), exp, _diff(exp, life[i][1]))
             for i, (imp, exp) in enumerate(ours[name][:len(chans)]))))
 
 

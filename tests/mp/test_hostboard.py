@@ -98,7 +98,7 @@ def test_drdy_edges_reach_the_irq_handler():
     def handler(p):
         seen[0] += 1
 
-    pin = machine.Pin(4, machine.Pin.IN, machine.Pin.PULL_UP)
+    pin = machine.Pin(14, machine.Pin.IN, machine.Pin.PULL_UP)
     pin.irq(handler, machine.Pin.IRQ_FALLING)
     t0 = seen[0]
     time.sleep_ms(2000)
@@ -124,7 +124,7 @@ def test_hard_irq_handler_may_not_allocate():
     def good(p):
         ok[0] += 1
 
-    pin = machine.Pin(4, machine.Pin.IN)
+    pin = machine.Pin(14, machine.Pin.IN)
     pin.irq(bad, machine.Pin.IRQ_FALLING, hard=True)
     time.sleep_ms(700)
     eq(errors, [])
@@ -151,7 +151,7 @@ def test_hard_irq_preempts_a_blocking_call_soft_irq_waits():
     s.bind(socket.getaddrinfo("127.0.0.1", 0)[0][-1])
     poller = select.poll()
     poller.register(s, select.POLLIN)
-    pin = machine.Pin(4, machine.Pin.IN)
+    pin = machine.Pin(14, machine.Pin.IN)
     for hard in (True, False):
         n_hard[0] = 0
         pin.irq(stamp, machine.Pin.IRQ_FALLING, hard=hard)
@@ -177,10 +177,10 @@ def test_alarm_holds_drdy_low():
         i2c.writeto_mem(0x51, 0x2B, b"\x01")  # EVENT_MASK: PERIOD_READY holds DRDY
         i2c.writeto_mem(0x51, 0x01, b"\x27")  # latch -> PERIOD_READY
         time.sleep_ms(150)
-        eq(machine.Pin(4, machine.Pin.IN).value(), 0)
+        eq(machine.Pin(14, machine.Pin.IN).value(), 0)
         i2c.writeto_mem(0x51, 0x2A, b"\x01")  # W1C releases the line
         time.sleep_ms(150)
-        eq(machine.Pin(4, machine.Pin.IN).value(), 1)
+        eq(machine.Pin(14, machine.Pin.IN).value(), 1)
     finally:
         i2c.writeto_mem(0x51, 0x2B, b"\x00")
         _bench.ctl("module_fault", module="mains", action="replug")
