@@ -23,6 +23,7 @@ class Lines:
     def __init__(self, proc):
         self.proc = proc
         self.seen = []
+        self.ended = False
         self._q = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -31,33 +32,31 @@ class Lines:
             self._q.put(line)
         self._q.put(None)
 
-    def wait_for(self, needle, limit=120):
-        """Lines up to the first holding needle; fails with all the output if the process
-        ends first (limit only guards against a hang)."""
+    def _lines(self, limit):
         end = time.monotonic() + limit
-        while time.monotonic() < end:
+        while not self.ended and time.monotonic() < end:
             try:
                 line = self._q.get(timeout=1)
             except queue.Empty:
                 continue
             if line is None:
-                break
+                self.ended = True
+                return
             self.seen.append(line)
+            yield line
+
+    def wait_for(self, needle, limit=120):
+        """Lines up to the first holding needle; fails with all the output if the process
+        ends first (limit only guards against a hang)."""
+        for line in self._lines(limit):
             if needle in line:
                 return line
         pytest.fail("%r never came:\n%s" % (needle, "".join(self.seen)))
 
     def rest(self, limit=120):
         """Everything up to the end of the output."""
-        end = time.monotonic() + limit
-        while time.monotonic() < end:
-            try:
-                line = self._q.get(timeout=1)
-            except queue.Empty:
-                continue
-            if line is None:
-                break
-            self.seen.append(line)
+        for _ in self._lines(limit):
+            pass
         return "".join(self.seen)
 
 
