@@ -426,3 +426,19 @@ def test_pins_are_checked_per_board_on_the_node_and_in_the_checker(tmp_path):
     r = subprocess.run([sys.executable, "tools/checkconfig.py", "--board", "ESP32_GENERIC",
                         str(bad)], capture_output=True, text=True, cwd=hostenv.ROOT)
     assert r.returncode == 1 and "i2c.sda = 7: GPIO7 is wired to the SPI flash" in r.stdout
+
+
+def test_the_node_knows_its_board_from_what_micropython_reports():
+    from rbnode.pins import this_board
+    # os.uname().machine is MICROPY_HW_BOARD_NAME " with " MICROPY_HW_MCU_NAME (v1.29)
+    for platform, machine, want in (
+            ("esp32", "Generic ESP32 module with ESP32", "ESP32_GENERIC"),
+            ("esp32", "Generic ESP32 module with SPIRAM with ESP32", "ESP32_GENERIC"),
+            ("esp32", "Generic ESP32 module with ESP32-UNICORE", "ESP32_GENERIC"),
+            ("esp32", "Generic ESP32S3 module with ESP32-S3", "ESP32_GENERIC_S3"),
+            ("esp32", "ESP32C3 module with ESP32C3", None),        # no rules: not refused
+            ("rp2", "Raspberry Pi Pico W with RP2040", "RPI_PICO_W"),
+            ("rp2", "Raspberry Pi Pico with RP2040", None),
+            ("rp2", "Raspberry Pi Pico 2 W with RP2350", None),
+            ("linux", "x86_64", None)):
+        assert this_board(platform, machine) == want, machine

@@ -94,13 +94,21 @@ def _clear_crashes(board, cfg):
 
 
 def load_config(path):
-    from .pins import this_board
-    cfg, errs = _config.load(path, this_board())
+    from . import pins
+    cfg, errs = _config.load(path, pins.this_board())
+    _forget("pins")      # the pin tables are needed once, at boot: not kept in the heap
     if errs and "file not found" in errs[0]:
         log.warning("config", "%s; running with defaults (modules found on the bus, no network)",
                     errs[0])
         cfg, errs = _config.check({})
     return cfg, errs
+
+
+def _forget(name):
+    import rbnode
+    sys.modules.pop("rbnode." + name, None)
+    if hasattr(rbnode, name):
+        delattr(rbnode, name)
 
 
 def run(path="config.json", board=None):

@@ -11,7 +11,6 @@ import json
 
 from .jsoncheck import strict_problem
 from .names import display_problem, quoted, size_problem, slug, topic_problem
-from .pins import problems as pin_problems
 
 # A spec is (kind, default, arg):
 #   int / num: arg = (lo, hi)      str: any text, arg = max UTF-8 bytes
@@ -374,8 +373,9 @@ def check(raw, board=None):
     cfg = _object("", SCHEMA, raw, errs)
     if not errs:
         _cross_checks(cfg, errs)
-    if not errs:
-        errs = pin_problems(cfg, board)
+    if not errs and board is not None:
+        from . import pins      # only when asked: the node drops it after its boot check
+        errs = pins.problems(cfg, board)
     return (None, errs) if errs else (cfg, [])
 
 
@@ -419,7 +419,8 @@ def _where(text, e):
 
 
 def load(path="config.json", board=None):
-    """Read and check path (board: as in check()). Returns (config, errors): config None when there are errors."""
+    """Read and check path (board: as in check()). Returns (config, errors): config None
+    when there are errors."""
     try:
         with open(path) as f:
             text = f.read()

@@ -65,16 +65,22 @@ BOARDS = {
 WIFI_CHIP = {23: "WL_ON", 24: "WL_D", 25: "WL_CS", 29: "WL_CLK"}
 
 
-def this_board():
-    """The board this node runs on, by what MicroPython reports; None: no rules (host)."""
-    import os
-    machine = os.uname().machine if hasattr(os, "uname") else ""
-    if sys.platform == "esp32":
-        if "ESP32S3" in machine:
-            return "ESP32_GENERIC_S3"
-        if machine.endswith("ESP32"):
-            return "ESP32_GENERIC"
-    elif sys.platform == "rp2" and "Pico W" in machine and "RP2040" in machine:
+MCUS = {"ESP32": "ESP32_GENERIC", "ESP32-UNICORE": "ESP32_GENERIC",
+        "ESP32-D2WD": "ESP32_GENERIC", "ESP32-S3": "ESP32_GENERIC_S3",
+        "ESP32S3": "ESP32_GENERIC_S3"}
+
+
+def this_board(platform=None, machine=None):
+    """The board this node runs on, from os.uname().machine ("<board> with <MCU>", e.g.
+    "Generic ESP32S3 module with ESP32-S3"); None: no rules (the host, other chips)."""
+    if machine is None:
+        import os
+        machine = os.uname().machine if hasattr(os, "uname") else ""
+    platform = platform or sys.platform
+    board, _, mcu = machine.rpartition(" with ")
+    if platform == "esp32":
+        return MCUS.get(mcu)
+    if platform == "rp2" and mcu == "RP2040" and "Pico W" in board:
         return "RPI_PICO_W"
     return None
 
