@@ -70,7 +70,6 @@ class SerialBoard:
         self.tail = b""
         self.child = None
         self.stdin = None
-        self.resets = []        # ("soft" | "reset" | ..., raw) per restart
         self.stopping = False
 
     # ---- the board's process ---------------------------------------------------------------
@@ -98,8 +97,8 @@ class SerialBoard:
             n = os.write(self.stdin, self.pending)
             self.pending = self.pending[n:]
         except BlockingIOError:
-            pass
-        except (BrokenPipeError, OSError):
+            pass            # its pipe is full: the rest later
+        except OSError:
             pass            # the process is ending: the bytes wait for the next one
 
     def _restarted(self):
@@ -118,10 +117,8 @@ class SerialBoard:
         if cause is None:           # the process simply ended: Ctrl-D, a soft reset
             self.node.cause = SOFT
             self._to_host(SOFT_REBOOT)
-            self.resets.append(("soft", self.raw))
         else:                       # machine.reset(), a watchdog, a deep sleep
             self.raw = False
-            self.resets.append((self.node.boots[-1][2] or "reset", False))
         os.close(self.stdin)
         self.stdin = None
         self._spawn()
