@@ -84,17 +84,24 @@ class Commissioning:
         return True
 
     def set_ct_model(self, code, save=True):
-        """The same CT model on every channel."""
+        """The same CT model on every channel. The sensor class is never changed: on v1.2+
+        a module whose class is UNSET raises RbAmpModeError (set_sensor_class() first)."""
         return self.configure_channels([code] * self.channels, save=save)
 
-    def configure_channels(self, codes, sensor_class=RbAmpSensorClass.SCT_013, save=True):
-        """Class first, then each channel's CT code, then ONE flash save if anything changed.
-        Channels go in descending order: on v1.2 a staging write also bound ch0 (§9.1)."""
+    def configure_channels(self, codes, sensor_class=None, save=True):
+        """Each channel's CT code, then ONE flash save if anything changed. sensor_class:
+        set first when given (class first, §9.1); None keeps the module's, and an UNSET
+        class on v1.2+ raises RbAmpModeError before anything is written. Channels go in
+        descending order: on v1.2 a staging write also bound ch0 (§9.1)."""
         if len(codes) > self.channels:
             raise RbAmpParamError(22, "%d CT codes for a %d-channel module" % (len(codes), self.channels))
         changed = False
-        if (self.firmware_version or 4) >= 3:
+        fw = self.firmware_version or 4
+        if sensor_class is not None and fw >= 3:
             changed = self.set_sensor_class(sensor_class, save=False)
+        elif fw >= 3 and self.read_sensor_class() == RbAmpSensorClass.UNSET:
+            raise RbAmpModeError(1, "REG_SENSOR_CLASS is UNSET on v1.%d firmware; call "
+                                    "set_sensor_class(RbAmpSensorClass.SCT_013) first" % (fw - 1))
         for ch in range(len(codes) - 1, -1, -1):
             changed = self.set_ct_model_ch(ch, codes[ch], save=False) or changed
         if changed and save:

@@ -7,7 +7,7 @@ import _bench
 import machine
 from mptest import eq, near, raises, run
 
-from rbamp import RbAmp, RbAmpModeError, RbAmpParamError
+from rbamp import RbAmp, RbAmpModeError, RbAmpParamError, RbAmpSensorClass
 
 i2c = machine.I2C(0, freq=50000)
 
@@ -25,7 +25,14 @@ def test_virgin_module_class_first_then_one_save():
         raise AssertionError(str(e))
     eq(d.read_current(0), 0.0)                          # no CT bound: no current
     w0 = flash_writes("fresh")
-    eq(d.configure_channels([3, 6]), True)
+    # no CT setter touches the class: on UNSET they refuse, before writing anything
+    for call in (lambda: d.set_ct_model(3), lambda: d.configure_channels([3, 6])):
+        e = raises(RbAmpModeError, call)
+        if "set_sensor_class" not in str(e):
+            raise AssertionError(str(e))
+    eq(d.read_sensor_class(), 0)
+    eq(flash_writes("fresh") - w0, 0)
+    eq(d.configure_channels([3, 6], sensor_class=RbAmpSensorClass.SCT_013), True)
     eq(flash_writes("fresh") - w0, 1)                   # one flash cycle for the whole set
     eq([d.read_ct_model_ch(c) for c in range(2)], [3, 6])
     eq(d.read_last_error(), 0x00)                       # the save cleared 0xFB
@@ -47,6 +54,18 @@ def test_ct_codes_by_firmware_and_channel_checks():
     old = RbAmp(i2c, 0x55, variant="UI1").begin(prime=False)
     eq(old.set_ct_model_ch(0, 5), True)                  # v1.2 still accepts 5
     raises(RbAmpParamError, old.set_ct_model_ch, 0, 6)
+
+
+def test_set_ct_model_keeps_the_modules_sensor_class():
+    """It used to set SCT_013 first: on a module of another class it rewrote and saved the
+    class. Now the class stays, and the module's own refusal is the answer."""
+    d = RbAmp(i2c, 0x53).begin(prime=False)
+    d.set_sensor_class(RbAmpSensorClass.WIRED_CT)
+    raises(RbAmpModeError, d.set_ct_model, 3)            # the module refuses the bind
+    eq(d.read_sensor_class(), RbAmpSensorClass.WIRED_CT)
+    eq(d.configure_channels([3], sensor_class=RbAmpSensorClass.SCT_013), True)
+    eq(d.read_sensor_class(), RbAmpSensorClass.SCT_013)
+    eq(d.read_ct_model_ch(0), 3)
 
 
 def test_label_rules():
