@@ -64,8 +64,8 @@ def test_continuous_mode_in_home_assistant(tmp_path, world):
         run.ctl.set_load(module="ui3", ch=0, load=1500)
         run.ctl.set_load(module="basic-pv", ch=0, load=-800)
         # ui3 (UI3): u f + 3 x (i p s q pf ei) = 20; basic-pv (UI1, bidirectional): u f +
-        # i p s q pf ei ee = 9; currents (I3): f + 3 i = 4; the node: 12 diagnostics
-        want = 20 + 9 + 4 + 12
+        # i p s q pf ei ee = 9; currents (I3): f + 3 i = 4; the node: 13 diagnostics
+        want = 20 + 9 + 4 + 13
         try:
             st = hass.wait(lambda s: len(_ours(s)) >= want and all(
                 v["state"] not in ("unknown", "unavailable") for k, v in _ours(s).items()
@@ -145,8 +145,8 @@ def test_sleep_mode_in_home_assistant(tmp_path, world):
         for wake in range(3):                 # the cold boot, then two ordinary wakes
             out = node.start(stdout=subprocess.PIPE).communicate(timeout=90)[0].decode()
             assert node.finish() is not None, out
-        # UI3: u f + 3 x (i p s q pf ei) = 20; UI1 (import only in sleep mode): 8; node: 12
-        want = 20 + 8 + 12
+        # UI3: u f + 3 x (i p s q pf ei) = 20; UI1 (import only in sleep mode): 8; node: 13
+        want = 20 + 8 + 13
         st = hass.wait(lambda s: len(_ours(s)) >= want and _live(_ours(s)), timeout=60,
                        what="%d live entities of the sleeping node" % want)
         assert len(_ours(st)) == want, sorted(_ours(st))

@@ -190,7 +190,7 @@ async def _wake(node, board):
     from .sleeper import Sleeper
     from .wakeline import WakeLine
     cfg = node.cfg
-    asyncio.create_task(_feed(board))
+    node.tasks.spawn(_feed(board))
     sleeper = Sleeper(node)
     await sleeper.cycle()
     line = WakeLine(board, cfg["sleep"], early=sleeper.cause == "deepsleep" and
@@ -279,9 +279,9 @@ def _network(node, cfg):
 
 
 async def _main(node, crashes, net=None):
-    asyncio.create_task(_healthy_after(node, crashes))
+    node.tasks.spawn(_healthy_after(node, crashes))
     if net is not None:
-        asyncio.create_task(node.guard(net.run()))
+        net.start()
     await node.run()
 
 

@@ -179,7 +179,7 @@ class Commands:
                 burst, every = RATE[name]
                 raise CommandError("%s: too many (at most %d at once, then one every %d s): "
                                    "try again in %d s" % (name, burst, every, wait))
-            asyncio.create_task(self._run(rid, name, args))
+            self.net.tasks.spawn(self._run(rid, name, args))
         except CommandError as e:
             self._answer(rid, name, False, error=str(e))
         except UnicodeError:
@@ -273,7 +273,7 @@ class Commands:
         self.net.announce()
 
     async def _reboot(self):
-        asyncio.create_task(self._reboot_later())
+        self.net.tasks.spawn(self._reboot_later())
 
     async def _reboot_later(self):
         await asyncio.sleep_ms(500)           # let the result go out first

@@ -47,6 +47,7 @@ DIAGNOSTICS = (
     ("rejects", "sanity rejects", None, None, "total_increasing"),
     ("drops", "MQTT messages dropped", None, None, "total_increasing"),
     ("rx_drops", "MQTT messages not taken in", None, None, "total_increasing"),
+    ("task_failures", "task failures", None, None, "total_increasing"),
     ("storage", "ledger storage", None, None, None),
     ("fw", "firmware", None, None, None),
     ("reset", "last reset reason", None, None, None),

@@ -1,8 +1,10 @@
 """WiFi and MQTT through mqtt_as, with a bounded outage.
 
-    link = Link(cfg, client_id, status_topic, outbox, on_up, on_message, on_bound)
-    asyncio.create_task(link.run())      # connect, publish the outbox, stay connected
+    link = Link(cfg, client_id, status_topic, outbox, on_up, on_message, on_bound,
+                tasks=supervisor.group("link"))
+    link.start()                         # connect, publish the outbox, stay connected
     await link.goodbye()                 # clean "offline" before a planned reset or sleep
+    link.stop()                          # its tasks cancelled
 
 Sleep mode (wakenet.py) connects with quick=True (mqtt_as's 5 s WiFi integrity check
 is skipped), sends its records with send() under its own time budget, waits for flushed()
@@ -26,13 +28,14 @@ from time import ticks_diff, ticks_ms
 
 from . import log
 from .names import shown
+from .tasks import Tasks
 
 CONNECT_TIMEOUT_S = 120     # one connect attempt: WiFi association (60 s on ESP32) + broker
 GOODBYE_TIMEOUT_S = 5
-INFLIGHT = 4                # outbox messages published at once, one per topic (mqtt_as
-                            # polls a PUBACK every 100 ms: one at a time, QoS 1 would go at
-                            # 10 a second; one per topic, as a reconnect may resend them in
-                            # any order and the newest value of a topic must arrive last)
+INFLIGHT = 4                # publishing workers: outbox messages out at once, one per topic
+                            # (one at a time, QoS 1 would wait for every PUBACK in turn; one
+                            # per topic, as a reconnect may resend them in any order and the
+                            # newest value of a topic must arrive last)
 
 
 def backoff_ms(attempt, lo_s, hi_s):
@@ -102,8 +105,9 @@ def ca_der(data):
 
 class Link:
     def __init__(self, cfg, client_id, status_topic, outbox, on_up=None, on_message=None,
-                 on_bound=None, on_oversize=None):
+                 on_bound=None, on_oversize=None, tasks=None):
         self.cfg = cfg["link"]
+        self.tasks = tasks or Tasks("link")
         self.status_topic = status_topic
         self.outbox = outbox
         self.on_up = on_up
@@ -116,7 +120,6 @@ class Link:
         self.outage_since = ticks_ms()  # offline since (boot counts as offline)
         self.online = False
         self.bound_hit = False
-        self.alive = ticks_ms()         # heartbeat of the supervisor, for the watchdog
         self.published = 0
         self._mqtt_cfg = mqtt_config(cfg, client_id, status_topic)
         self.client = None
@@ -143,9 +146,19 @@ class Link:
         self.attempts += 1
         log.warning("link", "connect attempt %d failed (%s)", self.attempts, why)
 
-    async def run(self):
-        self.client = c = self._make_client()
-        asyncio.create_task(self._supervise())
+    def start(self):
+        """The link's tasks (tasks.py): the outage bound, the first connect, then the
+        up/down events, the inbox and the publishing workers."""
+        if self.client is None:
+            self.client = self._make_client()
+        self.tasks.start("bound", self._supervise, beat_s=10)
+        self.tasks.start("connect", self._connect)
+
+    def stop(self):
+        self.tasks.stop()
+
+    async def _connect(self):
+        c = self.client
         while True:                                # the first connect, bounded and retried
             try:
                 await asyncio.wait_for(c.connect(quick=self.quick), CONNECT_TIMEOUT_S)
@@ -155,22 +168,26 @@ class Link:
                 c.close()
             except OSError:
                 pass                               # counted by the client hooks
-        asyncio.create_task(self._events())
-        asyncio.create_task(self._inbox())
-        await self._publisher()
+        self.tasks.start("events", self._events)
+        self.tasks.start("inbox", self._inbox)
+        for i in range(INFLIGHT):
+            self.tasks.start("publish%d" % i, self._worker)
 
     async def _events(self):
+        """Up and down; restarted after a failure, it takes the state where it is."""
         c = self.client
         while True:
-            await c.up.wait()
-            c.up.clear()
-            self._up()
-            for topic, qos in self.subscriptions:
-                await c.subscribe(utf8(topic), qos)
-            await c.publish(utf8(self.status_topic), b"online", True, 1)
-            if self.on_up:
-                self.on_up()
-            self._ready.set()
+            if not self.online:
+                await c.up.wait()
+                c.up.clear()
+                self._up()
+            if not self._ready.is_set():           # the birth: subscriptions, "online"
+                for topic, qos in self.subscriptions:
+                    await c.subscribe(utf8(topic), qos)
+                await c.publish(utf8(self.status_topic), b"online", True, 1)
+                if self.on_up:
+                    self.on_up()
+                self._ready.set()
             await c.down.wait()
             c.down.clear()
             self._ready.clear()
@@ -223,25 +240,23 @@ class Link:
                     self.unhandled += 1
                     log.error("link", "message on %s not handled: %r", shown(topic), e)
 
-    async def _publisher(self):
+    async def _worker(self):
+        """One of INFLIGHT: the next outbox message, unless its topic is being published
+        (in order: mqtt_as sends under a lock that serves its waiters first come first)."""
         c = self.client
         box = self.outbox
         while True:
             await self._ready.wait()                        # the birth goes first
             msg = await box.get()
-            while len(self._inflight) >= INFLIGHT or msg[0] in self._inflight:
+            while msg[0] in self._inflight:
                 await asyncio.sleep_ms(5)
             self._inflight.append(msg[0])
-            # in order: mqtt_as sends under a lock that serves its waiters first come first
-            asyncio.create_task(self._publish(c, msg))
-
-    async def _publish(self, c, msg):
-        try:
-            topic, payload, retain, qos = msg
-            await c.publish(utf8(topic), utf8(payload), retain, qos)   # waits while offline
-            self.published += 1
-        finally:
-            self._inflight.remove(msg[0])
+            try:
+                topic, payload, retain, qos = msg
+                await c.publish(utf8(topic), utf8(payload), retain, qos)   # waits offline
+                self.published += 1
+            finally:
+                self._inflight.remove(msg[0])
 
     async def ready(self):
         """Until connected with the birth out."""
@@ -265,7 +280,7 @@ class Link:
         cfg = self.cfg
         while True:
             await asyncio.sleep(1)
-            self.alive = ticks_ms()
+            self.tasks.beat("bound")
             if self.online or self.bound_hit:
                 continue
             off_s = ticks_diff(ticks_ms(), self.outage_since) // 1000
@@ -297,6 +312,3 @@ class Link:
             return True
         except (OSError, asyncio.TimeoutError):
             return False
-
-    def alive_within(self, ms):
-        return ticks_diff(ticks_ms(), self.alive) < ms

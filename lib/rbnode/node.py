@@ -15,6 +15,7 @@ from .ledger import Ledger, LedgerError
 from .meter import Meter
 from .metering import Metering
 from .sampler import Sampler
+from .tasks import Supervisor
 
 RETRY_S = 15          # missing modules are looked for again this often
 GC_EVERY_S = 5        # a garbage collection this often
@@ -36,12 +37,12 @@ class Node:
         self.sampler = None
         self.heap_peak = 0
         self.heap_live = 0
-        self.failure = None
-        self._failed = asyncio.Event()
+        self.supervisor = Supervisor()
+        self.tasks = self.supervisor.group("node")
+        self._stopped = asyncio.Event()
         self._latch_now = asyncio.Event()
         self._latched = asyncio.Event()
         self._up = [0, ticks_ms()]        # ms running since boot, at ticks
-        self.alive_checks = []      # fns -> bool: services the watchdog feed depends on
         self.stay_awake = False     # set by the stay_awake command (sleep mode)
         self.storage = {"ok": True, "error": None, "failures": 0}   # the last ledger save
         self.hub.counters["storage"] = lambda: dict(self.storage, rejected=self.ledger.problems,
@@ -113,21 +114,20 @@ class Node:
 
     # ---- services --------------------------------------------------------------------------
     async def run(self):
-        tasks = [self.sampler.run(), self._metering(), self._saver(), self._supervise()]
-        wdt = self.board.watchdog(self.cfg["watchdog_s"])
-        if wdt is not None:
-            tasks.append(self._feed())
-        for t in tasks:
-            asyncio.create_task(self.guard(t))
-        await self._failed.wait()
-        raise self.failure
+        """The node's services, supervised (tasks.py), until stop()."""
+        t = self.tasks
+        t.start("sampler", self.sampler.run)
+        t.start("metering", self._metering, beat_s=3 * self.cfg["period_s"] + 5)
+        t.start("saver", self._saver)
+        t.start("supervise", self._supervise, beat_s=10)
+        if self.board.watchdog(self.cfg["watchdog_s"]) is not None:
+            t.start("watchdog", self._feed)
+        await self._stopped.wait()
 
-    async def guard(self, coro):
-        try:
-            await coro
-        except Exception as e:  # a service died: the app saves, records and restarts
-            self.failure = e
-            self._failed.set()
+    def stop(self):
+        """Cancel every service of the node (the network's too)."""
+        self.supervisor.stop()
+        self._stopped.set()
 
     async def _metering(self):
         period = self.cfg["period_s"] * 1000
@@ -138,6 +138,7 @@ class Node:
             self._heap()
             self._check_swaps()
             self._latched.set()
+            self.tasks.beat("metering")
             due = ticks_add(due, period)
             wait = ticks_diff(due, ticks_ms())
             if wait < 0:
@@ -241,6 +242,7 @@ class Node:
         n = 0
         while True:
             await asyncio.sleep(1)
+            self.tasks.beat("supervise")
             n += 1
             self.uptime_s()
             self._heap(collect=n % GC_EVERY_S == 0)
@@ -280,15 +282,12 @@ class Node:
                 self.ledger.add(m.key, ch, imp, exp)
 
     async def _feed(self):
-        """Feed the watchdog while the event loop runs and periods keep closing."""
-        limit = 3 * self.cfg["period_s"] * 1000 + 5000
+        """Feed the watchdog while the event loop runs and no supervised task is stuck (one
+        that fails is restarted by its supervisor: that is not a reason to reset)."""
         while True:
             await asyncio.sleep_ms(1000)
-            if self.metering.members() and ticks_diff(ticks_ms(), self.metering.last_cycle) > limit:
-                continue   # metering is stuck: let the watchdog restart the node
-            if not all(ok() for ok in self.alive_checks):
-                continue   # e.g. the link supervisor stopped
-            self.board.feed()
+            if not self.supervisor.stuck():
+                self.board.feed()
 
 
 ERRNO = {28: "ENOSPC: filesystem full", 30: "EROFS: read-only filesystem", 5: "EIO: flash I/O error",

@@ -1,7 +1,7 @@
 """What the node publishes over MQTT, and when (the connectivity service).
 
     net = Publisher(node, cfg)
-    asyncio.create_task(net.run())
+    net.start()                     # its tasks and the link's, supervised (tasks.py)
 
 Topics (base = <mqtt.base_topic>/<node id>):
     base/status                 "online" / "offline" (retained; will, birth, goodbye)
@@ -153,8 +153,10 @@ class Publisher:
         cid = m["client_id"] or (node.node_id if node.node_id.endswith(chip)
                                  else "%s-%s" % (node.node_id, chip))
         self.outbox = Outbox(32)
+        self.tasks = node.supervisor.group("publisher")
         self.link = Link(cfg, cid, self.base + "/status", self.outbox, self._on_up,
-                         self._on_message, self._on_bound, self._on_oversize)
+                         self._on_message, self._on_bound, self._on_oversize,
+                         tasks=node.supervisor.group("link"))
         self.commands = Commands(node, self)
         self.link.subscribe(self.base + "/cmd/+", 1)
         self.link.subscribe(m["discovery_prefix"] + "/status", 1)
@@ -171,20 +173,26 @@ class Publisher:
             self.link.quick = True
             self.link.subscribe(self.base + "/stay_awake", 1)
         node.hub.counters["mqtt"] = self.counters
-        node.alive_checks.append(lambda: self.link.alive_within(5000))
+        self.started = False
 
     # ---- services ----------------------------------------------------------------------------
-    async def run(self):
+    def start(self):
         if not self.asleep:
-            asyncio.create_task(self._periodic())
-            asyncio.create_task(self._feeds())
-        await self.link.run()
+            self.tasks.start("periodic", self._periodic, beat_s=30)
+            self.tasks.start("periods", self._periods)
+            self.tasks.start("events", self._events)
+        self.link.start()
+        self.started = True
+
+    def stop(self):
+        self.tasks.stop()
+        self.link.stop()
 
     def _on_up(self):
         if not self.reconciled:
-            asyncio.create_task(self._reconcile())
+            self.tasks.start("reconcile", self._reconcile)
         elif not self.asleep:
-            self.announce()
+            self.ha_due = ticks_ms()      # the periodic task announces (and retries)
 
     async def _reconcile(self):
         """Read our own retained totals once: the floors (see the module's docstring)."""
@@ -195,7 +203,7 @@ class Publisher:
         await c.unsubscribe(utf8(topic))
         self.reconciled = True
         if not self.asleep:
-            self.announce()
+            self.ha_due = ticks_ms()
 
     def _floor(self, m, chans):
         """The first time a module's totals are to be published: compare them with the
@@ -362,7 +370,8 @@ class Publisher:
                "storage": node.storage["error"] if not node.storage["ok"] else (
                    "ledger rejected" if node.ledger.set_aside else "ok"),
                "held": [m.id for m in node.meters if m.key in self.held],
-               "connects": self.link.connects}
+               "connects": self.link.connects,
+               "task_failures": node.supervisor.failures}
         self.outbox.latest(self.base + "/health", json.dumps(doc), True, 0, last)
 
     @staticmethod
@@ -417,10 +426,11 @@ class Publisher:
         t_state = t_health = ticks_ms()
         while True:
             await asyncio.sleep_ms(200)
+            self.tasks.beat("periodic")
             now = ticks_ms()
             if self.ha_due is not None and ticks_diff(now, self.ha_due) >= 0:
+                self.announce()               # raises (e.g. MemoryError): due still, retried
                 self.ha_due = None
-                self.announce()
             if ticks_diff(now, t_state) >= m["state_s"] * 1000:
                 t_state = now
                 self.publish_states()
@@ -435,9 +445,8 @@ class Publisher:
                 t_health = now
                 self.publish_health()
 
-    async def _feeds(self):
-        """Period records and events from the hub."""
-        asyncio.create_task(self._events())
+    async def _periods(self):
+        """Period records from the hub, then the totals."""
         hub = self.node.hub
         while True:
             rec = await hub.periods.get()
@@ -445,6 +454,7 @@ class Publisher:
             self.publish_energy()
 
     async def _events(self):
+        """Events from the hub; a power event also sends that module's state at once."""
         hub = self.node.hub
         while True:
             ev = await hub.events.get()

@@ -32,7 +32,6 @@ class WakeNet:
         self.pub = Publisher(node, cfg, asleep=True)
         self.pub.reconciled = not reconcile   # the totals are checked with the broker's
         self.link = self.pub.link             # only when RTC memory did not have them
-        self.task = None
         self.new = []            # this wake's records not delivered yet: (topic, payload)
         self.flash_sent = 0      # records of the backlog delivered in this deliver()
         self.sent = 0            # records delivered since boot
@@ -48,8 +47,8 @@ class WakeNet:
     async def deliver(self, budget_ms, discovery=False):
         """True when everything went within budget_ms."""
         self._take()
-        if self.task is None:
-            self.task = asyncio.create_task(self.pub.run())
+        if not self.pub.started:
+            self.pub.start()
         self.flash_sent = 0
         try:
             await asyncio.wait_for_ms(self._deliver(discovery), budget_ms)
@@ -109,3 +108,4 @@ class WakeNet:
             await asyncio.wait_for_ms(self.link.goodbye("asleep"), budget_ms)
         except asyncio.TimeoutError:
             pass
+        self.pub.stop()
