@@ -18,8 +18,8 @@ Integrity rules (the ledger is the only source of truth for the totals):
   - a save writes the slot that does not hold the newest good state, so that state is on
     flash until the new one is complete; saved totals never decrease.
 
-A save includes the provisional import of the open period (the node's RT shadow, see
-meter.py): after an unplanned restart the node starts a new period with a primer latch,
+A save includes the provisional energy of the open period (the node's RT shadow of import,
+see meter.py, and the export integrated since the last latch): after an unplanned restart the node starts a new period with a primer latch,
 so that energy would otherwise be lost; it is never counted twice because the module's
 own accumulation of that time is discarded by the primer.
 """
@@ -239,7 +239,8 @@ class Ledger:
                   ", ".join(self.set_aside))
 
     def save(self, provisional=None, epoch=0):
-        """Write the next slot. provisional: {key: [µWh per channel]} of open periods.
+        """Write the next slot. provisional: {key: [[import µWh, export µWh] per channel]}
+        of open periods (Metering.provisional), saved with the totals, never added to them.
         Raises OSError when the filesystem refuses (the node reports and retries) and
         LedgerError when the ledger was never loaded."""
         if not self.loaded:
@@ -250,7 +251,8 @@ class Ledger:
             last = self.saved.get(key) or []
             chans = []
             for ch, (imp, exp) in enumerate(m["ch"]):
-                imp += prov[ch] if prov and ch < len(prov) else 0
+                if prov and ch < len(prov):
+                    imp, exp = imp + prov[ch][0], exp + prov[ch][1]
                 if ch < len(last):    # never below what a restart could already have restored
                     imp, exp = max(imp, last[ch][0]), max(exp, last[ch][1])
                 chans.append([imp, exp])

@@ -423,6 +423,9 @@ class Meter:
     def take_export(self, ch):
         return self.acc.take_uwh(2 * ch + 1)
 
+    def peek_export(self, ch):
+        return self.acc.peek_uwh(2 * ch + 1)
+
     def provisional(self, ch):
         """Shadow import not yet confirmed by a latch (saved with the ledger, see ledger.py)."""
         return self.closed[ch] + self.acc.peek_uwh(2 * ch)

@@ -161,12 +161,12 @@ class Metering:
         return rec
 
     def provisional(self):
-        """{key: [µWh per channel]} booked nowhere yet (open periods), for a ledger save."""
+        """{key: [[import µWh, export µWh] per channel]} measured and in no ledger total yet:
+        the open periods' shadow import and the export integrated since the last latch.
+        It only reads (a save and a publication add it to the totals; the period books it)."""
         out = {}
         for m in self.members():
             m.settle()
-            for ch in range(m.channels):
-                if m.export:
-                    self.ledger.add(m.key, ch, 0, m.take_export(ch))
-            out[m.key] = [m.provisional(ch) for ch in range(m.channels)]
+            out[m.key] = [[m.provisional(ch), m.peek_export(ch) if m.export else 0]
+                          for ch in range(m.channels)]
         return out

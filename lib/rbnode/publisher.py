@@ -331,9 +331,10 @@ class Publisher:
             if m.key is None or m.key not in led.meters or not m.has_energy:
                 continue
             chans = [list(c) for c in led.meters[m.key]["ch"]]
-            for ch, extra in enumerate(prov.get(m.key, ())):
+            for ch, (imp, exp) in enumerate(prov.get(m.key, ())):
                 if ch < len(chans):
-                    chans[ch][0] += extra
+                    chans[ch][0] += imp
+                    chans[ch][1] += exp
             self._floor(m, chans)
             held = self.held.get(m.key)
             if held is not None:

@@ -291,7 +291,7 @@ def test_ledger_two_slots_survive_a_torn_write():
     led.add("uid1", 0, 5000, 0)
     eq(led.save(), 1)
     led.add("uid1", 1, 7, 3)
-    eq(led.save({"uid1": [100, 0]}), 2)                   # provisional import saved too
+    eq(led.save({"uid1": [[100, 0], [0, 4]]}), 2)         # provisional energy saved too
     with open("t.1") as f:                                 # slot 1 holds save #1
         text = f.read()
     with open("t.1", "w") as f:                            # a new save torn by a power cut
@@ -299,7 +299,7 @@ def test_ledger_two_slots_survive_a_torn_write():
     again = Ledger("t")
     eq(again.load(), 2)
     eq(again.total("uid1", 0), (5100, 0))
-    eq(again.total("uid1", 1), (7, 3))
+    eq(again.total("uid1", 1), (7, 7))                     # with the provisional export
     raises(LedgerError, decode, text[:-3] + "000\n")
     eq(decode(encode({"v": 1, "seq": 9, "meters": {}}))["seq"], 9)
     again.add("uid1", 0, -1, 0)                            # refused, counted
