@@ -6,10 +6,12 @@
     snap = dev.read_rt()                 # one burst, no allocation
     print(snap.voltage, snap.power[0])
 """
+from ._regs import T_LATCH as LATCH_MS  # noqa: F401 - a latch's snapshot is ready after this
+from .commissioning import CT_RATINGS  # noqa: F401 - CT model code -> rated A (§9.1)
 from .device import VARIANTS, RbAmp  # noqa: F401
-from .errors import (RbAmpError, RbAmpIOError, RbAmpModeError, RbAmpNotReadyError,  # noqa: F401
-                     RbAmpParamError, RbAmpSensorClass, RbAmpStaleError, RbAmpTimeoutError,
-                     RbAmpVersionError)
+from .errors import (RbAmpError, RbAmpEvent, RbAmpIOError, RbAmpModeError,  # noqa: F401
+                     RbAmpNotReadyError, RbAmpParamError, RbAmpSensorClass, RbAmpStaleError,
+                     RbAmpTimeoutError, RbAmpVersionError)
 from .fleet import Fleet, broadcast_latch  # noqa: F401
 from .rt import RtSnapshot  # noqa: F401
 

@@ -1,5 +1,6 @@
 """Exceptions of the rbAmp driver. Device faults are OSError subclasses, so code that
 catches OSError around I/O keeps working; bad arguments are RbAmpParamError."""
+from . import _regs as R
 
 
 class RbAmpError(OSError):
@@ -44,3 +45,13 @@ class RbAmpSensorClass:
     SCT_013 = 1
     WIRED_CT = 2      # reserved on shipping SKUs
     BUILTIN_CT = 3    # reserved on shipping SKUs
+
+
+class RbAmpEvent:
+    """EVENT_FLAGS / EVENT_MASK bits (rbamp-protocol.md §10): read_event_flags(),
+    clear_event_flags(), set_event_mask()."""
+    PERIOD_READY = R.EV_PERIOD_READY
+    THRESH_I = R.EV_THRESH_I
+    THRESH_P = R.EV_THRESH_P      # power above the threshold (holds DRDY LOW when masked)
+    ERROR = R.EV_ERROR            # a write was refused (durable; REG_ERROR says why)
+    RESET = R.EV_RESET            # set by every module boot until cleared

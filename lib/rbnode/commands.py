@@ -23,6 +23,8 @@ import asyncio
 import json
 from time import ticks_add, ticks_diff, ticks_ms
 
+from rbamp import RbAmpSensorClass
+
 from . import log
 from .config import CT_AMPS
 from .integrate import parse_kwh_uwh
@@ -257,16 +259,11 @@ class Commands:
         m = self._meter(module)
         if channel >= m.channels:
             raise CommandError("set_ct: %s has %d channel(s)" % (module, m.channels))
-        d = m.dev
-        changed = d.set_sensor_class(1, save=False) if d.firmware_version >= 3 else False
-        changed = d.set_ct_model_ch(channel, CT_AMPS[amps], save=False) or changed
-        if changed:
-            d.save_user_config()
-        return {"changed": changed}
+        return {"changed": m.set_ct([(channel, amps)])}
 
     async def _set_sensor_class(self, module, **_):
         m = self._meter(module)
-        changed = m.dev.set_sensor_class(1, save=True)
+        changed = m.dev.set_sensor_class(RbAmpSensorClass.SCT_013, save=True)
         return {"changed": changed}
 
     async def _discovery(self):

@@ -9,6 +9,8 @@ every key with its default (tests keep the three in step).
 """
 import json
 
+from rbamp.commissioning import CT_RATINGS
+
 from .jsoncheck import strict_problem
 from .names import display_problem, quoted, size_problem, slug, topic_problem
 
@@ -21,7 +23,8 @@ from .names import display_problem, quoted, size_problem, slug, topic_problem
 #   addr: I2C address 0x08..0x77 (integer or "0x50")
 #   sub: arg = nested schema       list: arg = (item spec, max items)
 #   opt_*: like * but null allowed (means "leave as it is" / "auto")
-CT_AMPS = {5: 1, 10: 2, 30: 3, 50: 4, 100: 5, 20: 6}   # rated A -> CT model code (§9.1)
+# rated A -> CT model code, from the driver's table (§9.1); code 7 is uncharacterised
+CT_AMPS = dict((a, c) for c, a in CT_RATINGS.items() if c != 7)
 LEVELS = ("debug", "info", "warning", "error")
 
 MODULE = {

@@ -9,8 +9,7 @@ Energy per channel comes from two sources that never overlap:
 """
 from time import ticks_add, ticks_diff, ticks_ms
 
-from rbamp import RbAmp, RbAmpError, RbAmpParamError
-from rbamp import _regs as R
+from rbamp import CT_RATINGS, RbAmp, RbAmpError, RbAmpEvent, RbAmpParamError, RbAmpSensorClass
 from rbamp.energy import to_mw
 from rbamp.rt import F_P
 
@@ -22,7 +21,6 @@ from .integrate import GAP_MS, Accumulators, f32_mw
 BLACKOUT_MS = 350   # no RT block for longer than this: at least one window missed
 EARLY_MS = 10       # a window's stamp is never before its commit: tick rounding, drift
 
-CODE_AMPS = {v: k for k, v in CT_AMPS.items()}
 TIERS = ("basic", "standard", "pro")
 
 
@@ -94,7 +92,7 @@ class Meter:
             v13 = dev.firmware_version >= 4
             self.uid = dev.read_uid().hex() if v13 else None
             if v13 and not keep_reset:
-                dev.clear_event_flags(R.EV_RESET)   # from now on a set bit means a reboot
+                dev.clear_event_flags(RbAmpEvent.RESET)   # from now on a set bit means a reboot
                 dev.set_event_mask(0)   # no alarm armed by sleep mode holds the DRDY line
             self._check_identity(dev)
             self._apply(dev)
@@ -123,7 +121,7 @@ class Meter:
         if not d or d.firmware_version < 4:
             return "?"
         try:
-            return "/".join("%sA" % CODE_AMPS.get(d.read_ct_model_ch(c), "-")
+            return "/".join("%sA" % CT_RATINGS.get(d.read_ct_model_ch(c), "-")
                             for c in range(d.channels))
         except RbAmpError:
             return "?"
@@ -139,27 +137,34 @@ class Meter:
                         self.id, tier, TIERS[dev.tier & 3])
 
     def _apply(self, dev):
-        """Sensor class and CT models, written only where they differ (one flash save)."""
+        """config.json's CT models (and so the class SCT_013), where they differ."""
         spec = self.spec
-        want = [(ch, CT_AMPS[a]) for ch, a in enumerate(spec["ct"]) if a is not None]
+        want = [(ch, a) for ch, a in enumerate(spec["ct"]) if a is not None]
         if spec["sensor_class"] is None and not want:
             return
-        changed = False
         try:
-            if dev.firmware_version >= 3:
-                changed = dev.set_sensor_class(1, save=False)
-            for ch, code in want:
-                if ch >= dev.channels:
-                    log.warning("meter", "%s: ct[%d] set but the module has %d channels",
-                                self.id, ch, dev.channels)
-                    continue
-                changed = dev.set_ct_model_ch(ch, code, save=False) or changed
+            self.set_ct(want, dev)
         except RbAmpParamError as e:
             log.error("meter", "%s: CT setting refused (%s); measuring with the module's own "
                       "setting", self.id, e)
+
+    def set_ct(self, pairs, dev=None):
+        """[(channel, rated A)]: the class SCT_013 first (§9.1: class first; the only class
+        with characterised CT models), then each model, written only where they differ and
+        saved once. Returns True if the module changed (the set_ct command too)."""
+        dev = dev or self.dev
+        changed = dev.set_sensor_class(RbAmpSensorClass.SCT_013, save=False) \
+            if dev.firmware_version >= 3 else False
+        for ch, amps in pairs:
+            if ch >= dev.channels:
+                log.warning("meter", "%s: ct[%d] set but the module has %d channels",
+                            self.id, ch, dev.channels)
+                continue
+            changed = dev.set_ct_model_ch(ch, CT_AMPS[amps], save=False) or changed
         if changed:
             dev.save_user_config()
             log.info("meter", "%s: sensor class / CT models written and saved", self.id)
+        return changed
 
     def lost(self, why):
         self.state, self.problem = "missing", why

@@ -18,8 +18,7 @@ missing, sequential latches otherwise (rbamp.Fleet). Per module and period the o
 import asyncio
 from time import ticks_ms
 
-from rbamp import Fleet, RbAmpError, RbAmpIOError, RbAmpStaleError
-from rbamp import _regs as R
+from rbamp import LATCH_MS, Fleet, RbAmpError, RbAmpIOError, RbAmpStaleError
 
 from . import log
 
@@ -71,7 +70,7 @@ class Metering:
         for m in ms:
             if stamps[m.dev] is not None:
                 m.close_segment(stamps[m.dev])
-        await asyncio.sleep_ms(R.T_LATCH)
+        await asyncio.sleep_ms(LATCH_MS)
         self.cycles += 1
         self.last_cycle = ticks_ms()
         out = []

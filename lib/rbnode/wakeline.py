@@ -13,8 +13,7 @@ threshold when the node goes to sleep is not armed: that is no rise, and its hel
 wake the board straight away. Only v1.3 modules with voltage have the threshold (an I-only
 module's P is 0). The threshold is RAM in the module: a module that reboots is disarmed.
 """
-from rbamp import RbAmpError
-from rbamp._regs import EV_THRESH_P
+from rbamp import RbAmpError, RbAmpEvent
 
 from . import log
 
@@ -47,10 +46,10 @@ class WakeLine:
             if not self._capable(m):
                 continue
             try:
-                if not m.dev.read_event_mask() & EV_THRESH_P:
+                if not m.dev.read_event_mask() & RbAmpEvent.THRESH_P:
                     continue
                 m.dev.set_event_mask(0)
-                if m.dev.read_event_flags() & EV_THRESH_P:
+                if m.dev.read_event_flags() & RbAmpEvent.THRESH_P:
                     tripped.append(m.id)
                     hub.events.put({"kind": "threshold", "module": m.id,
                                     "t": self.board.epoch(), "limit_w": self.w,
@@ -84,8 +83,8 @@ class WakeLine:
                     high.append(m.id)
                     continue
                 m.dev.set_thresholds(power_w=self.w)   # mask is 0 here: a half-written
-                m.dev.clear_event_flags(EV_THRESH_P)   # threshold holds nothing
-                m.dev.set_event_mask(EV_THRESH_P)
+                m.dev.clear_event_flags(RbAmpEvent.THRESH_P)   # threshold holds nothing
+                m.dev.set_event_mask(RbAmpEvent.THRESH_P)
                 armed.append(m.id)
             except RbAmpError as e:
                 log.warning("sleep", "%s: early wake not armed (%s)", m.id, e)
