@@ -142,7 +142,10 @@ def run(path="config.json", board=None):
 
     def continuous():
         node.start()
-        asyncio.run(_main(node, n, _network(node, cfg)))
+        net = _network(node, cfg)
+        if net is None:
+            node.hub.no_reader()
+        asyncio.run(_main(node, n, net))
     _supervised(node, board, n, continuous)
     return None
 

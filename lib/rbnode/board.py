@@ -47,6 +47,15 @@ class Board:
         p.irq(handler, machine.Pin.IRQ_FALLING, hard=True)
         return p
 
+    @staticmethod
+    def rssi():
+        """The WiFi signal in dBm, or None (no WiFi, not associated)."""
+        try:
+            import network
+            return network.WLAN(network.STA_IF).status("rssi")
+        except (ImportError, OSError, ValueError, TypeError):
+            return None
+
     # ---- watchdog --------------------------------------------------------------------------
     def watchdog(self, seconds):
         """Start the hardware watchdog (cannot be stopped once started). 0: none."""

@@ -6,7 +6,8 @@
     hub.totals()            {meter name: [[import_wh, export_wh] per channel]}
     hub.health()            counters: samples, read errors, period outcomes, ledger, heap
 Feeds are bounded: when nobody reads, the oldest record is dropped and counted, so a
-stalled consumer never blocks or exhausts the sampling side.
+stalled consumer never blocks or exhausts the sampling side; without a network at all
+(no_reader()) nothing is kept.
 """
 import asyncio
 import gc
@@ -21,6 +22,9 @@ class Feed:
         self._ev = asyncio.Event()
 
     def put(self, item):
+        if not self.size:                 # nobody reads this feed (Hub.no_reader)
+            self.count += 1
+            return
         if len(self.items) >= self.size:
             self.items.pop(0)
             self.dropped += 1
@@ -48,6 +52,13 @@ class Hub:
         self.events = Feed(32)
         self.counters = {}       # filled by the node's services (name -> fn returning a dict)
         self.safe_mode = None    # list of messages when the node runs in safe mode
+
+    def no_reader(self):
+        """No network in this run: records and events are counted, not kept (kept, they
+        would fill the feeds and count every later one as dropped)."""
+        for f in (self.periods, self.events):
+            f.size = 0
+            f.items = []
 
     def meter(self, name):
         for m in self.meters:

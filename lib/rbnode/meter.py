@@ -48,6 +48,8 @@ class Meter:
         self.c_last = 0
         self.closed = [0, 0, 0]            # µWh shadow of latched periods not confirmed yet
         self.p = [0, 0, 0]                 # last RT power, mW
+        self.f = None                      # AC frequency, Hz, and reactive power, var:
+        self.q = [None, None, None]        # read_slow(), outside the RT block
         self.t_rt = 0
         self.have_t = False
         self.lag = 210                     # ms from a window's start to our read of it
@@ -260,14 +262,32 @@ class Meter:
         self.samples += 1
 
     def snapshot(self):
-        """Sleep mode: the RT block read once for the state message (the values at the
-        wake), nothing integrated. False when it could not be read."""
+        """Sleep mode: the RT block (and the slow values) read once for the state message
+        (the values at the wake), nothing integrated. False when it could not be read."""
         if not self.read():
             return False
         buf = self.dev.rt.buf
         for ch in range(self.channels):
             self.p[ch] = f32_mw(buf, 4 * (F_P + ch))
+        self.read_slow()
         return True
+
+    def read_slow(self):
+        """Frequency and reactive power: registers apart from the RT block, for the state
+        message. Read by the node at the state rate (Sampler.slow), never by the network
+        side; a value that cannot be read is None."""
+        d = self.dev
+        if d is None:
+            return
+        try:
+            self.f = d.read_frequency()
+        except OSError:
+            self.f = None
+        for c in range(self.channels if self.has_energy else 0):
+            try:
+                self.q[c] = d.read_reactive_power(c)
+            except OSError:
+                self.q[c] = None
 
     def _blackout(self, e):
         """No RT block for a while, or a restart seen in SEQ: remember the span and the

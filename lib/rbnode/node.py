@@ -117,6 +117,9 @@ class Node:
         """The node's services, supervised (tasks.py), until stop()."""
         t = self.tasks
         t.start("sampler", self.sampler.run)
+        if self.cfg["mqtt"]["host"]:            # their only reader is the state message
+            state_ms = self.cfg["mqtt"]["state_s"] * 1000
+            t.start("slow", lambda: self.sampler.slow(state_ms))
         t.start("metering", self._metering, beat_s=3 * self.cfg["period_s"] + 5)
         t.start("saver", self._saver)
         t.start("supervise", self._supervise, beat_s=10)

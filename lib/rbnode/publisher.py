@@ -60,26 +60,20 @@ def _arr(vals, nd):
 
 
 def state_json(m):
-    """The RT values of a meter as JSON text; Q and frequency are read from the module."""
+    """The RT values of a meter as JSON text (Q and frequency as the node last read them:
+    no I2C here)."""
     rt = m.dev.rt
     n = range(m.channels)
-    f = _try(m.dev.read_frequency)
+    f = m.f
     if not m.has_energy:
         return '{"f":%s,"i":%s}' % (_num(f, 2), _arr([rt.current[c] for c in n], 3))
     u = rt.voltage
-    q = [_try(m.dev.read_reactive_power, c) for c in n]
+    q = m.q[:m.channels]
     return ('{"u":%s,"f":%s,"i":%s,"p":%s,"s":%s,"q":%s,"pf":%s}' % (
         _num(u, 1), _num(f, 2), _arr([rt.current[c] for c in n], 3),
         _arr([p / 1000 for p in m.p[:m.channels]], 1),
         _arr([u * rt.current[c] for c in n], 1), _arr(q, 1),
         _arr([rt.power_factor[c] for c in n], 3)))
-
-
-def _try(fn, *args):
-    try:
-        return fn(*args)
-    except OSError:
-        return None
 
 
 def parse_energy(text):
@@ -359,7 +353,7 @@ class Publisher:
         h = self.node.hub.health()
         meters = h["meters"].values()
         node = self.node
-        doc = {"rssi": self._rssi(), "uptime": node.uptime_s(),
+        doc = {"rssi": node.board.rssi(), "uptime": node.uptime_s(),
                "heap": gc.mem_free(), "retries": sum(x["retries"] for x in meters),
                "exhausted": sum(m.dev.retry_exhaustion_count for m in node.meters if m.dev),
                "stale": h["metering"]["stale"],
@@ -374,14 +368,6 @@ class Publisher:
                "connects": self.link.connects,
                "task_failures": node.supervisor.failures}
         self.outbox.latest(self.base + "/health", json.dumps(doc), True, 0, last)
-
-    @staticmethod
-    def _rssi():
-        try:
-            import network
-            return network.WLAN(network.STA_IF).status("rssi")
-        except (ImportError, OSError, ValueError, TypeError):
-            return None
 
     def stay_awake_flag(self, on):
         """Sleep mode: the retained flag follows the stay_awake command, so the next wake

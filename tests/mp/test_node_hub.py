@@ -33,6 +33,15 @@ def test_feed_is_bounded_and_never_blocks_the_producer():
             out.append(await f.get())
         return out
     eq(asyncio.run(consume()), [2, 3, 4])
+    # without a network nothing reads the feeds: nothing kept, nothing counted as dropped
+    from rbnode.hub import Hub
+    h = Hub("n", [], None)
+    h.no_reader()
+    for i in range(100):
+        h.periods.put(i)
+        h.events.put(i)
+    eq((h.periods.items, h.periods.dropped, h.periods.count), ([], 0, 100))
+    eq(h.events.dropped, 0)
 
 
 def test_hub_delivers_periods_events_totals_and_health():
