@@ -12,7 +12,7 @@ _deps = os.environ.get("RBNODE_DEPS") or "../build/deps"
 metadata(description="rbnode: MicroPython firmware for rbAmp energy-monitoring nodes",
          version="0.1.0")
 
-package("rbamp", base_path="../lib")
+include("../lib/rbamp/manifest.py")      # the driver, as it ships (no smbus.py)
 package("rbnode", base_path="../lib")
 package("mqtt_as", base_path=_deps)
 module("rbnode_version.py", base_path=_deps)

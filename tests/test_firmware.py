@@ -75,6 +75,19 @@ def test_every_board_manifest_freezes_the_application():
             assert 'include("../../manifest.py")' in f.read()
 
 
+def test_the_driver_ships_its_own_manifest_without_the_cpython_adapter():
+    from tools.manifest import Manifest
+    m = Manifest()
+    m.include(os.path.join(boards.ROOT, "lib", "rbamp", "manifest.py"))
+    targets = sorted(t for t, _ in m.files)
+    assert "rbamp/device.py" in targets and "rbamp/__init__.py" in targets, targets
+    assert "rbamp/smbus.py" not in targets and "rbamp/manifest.py" not in targets, targets
+    on_disk = sorted("rbamp/" + n for n in os.listdir(os.path.join(boards.ROOT, "lib", "rbamp"))
+                     if n.endswith(".py") and n not in ("smbus.py", "manifest.py"))
+    assert targets == on_disk        # a new module must be listed (the check says so too)
+    assert m.metadata_kw["version"] == "0.1.0"
+
+
 def test_stub_check_finds_target_api_misuse_and_passes_the_tree():
     probe = os.path.join(hostenv.ROOT, "build", "stubs", "probe_%d.py" % os.getpid())
     os.makedirs(os.path.dirname(probe), exist_ok=True)

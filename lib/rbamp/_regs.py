@@ -77,6 +77,8 @@ CAP_VOLTAGE = const(0x0100)
 CAP_SAVE_USER_CONFIG = const(0x0200)
 CAP_CLEAR_ERROR = const(0x0400)
 
+T_WINDOW = const(200)   # one RT window: the module commits its values this often (§6)
+
 # settle times in ms (§5.1)
 T_LATCH = const(50)
 T_BIND = const(5)

@@ -13,9 +13,8 @@ fail are counted by the driver and skipped; the stream goes on.
 """
 import asyncio
 
+from ._regs import T_WINDOW as _RT_MS
 from .errors import RbAmpIOError
-
-_RT_MS = 200
 
 
 class RtStream:

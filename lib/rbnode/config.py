@@ -12,6 +12,7 @@ import json
 from rbamp.commissioning import CT_RATINGS
 
 from .jsoncheck import strict_problem
+from .log import LEVELS
 from .names import display_problem, quoted, size_problem, slug, topic_problem
 
 # A spec is (kind, default, arg):
@@ -25,7 +26,6 @@ from .names import display_problem, quoted, size_problem, slug, topic_problem
 #   opt_*: like * but null allowed (means "leave as it is" / "auto")
 # rated A -> CT model code, from the driver's table (§9.1); code 7 is uncharacterised
 CT_AMPS = dict((a, c) for c, a in CT_RATINGS.items() if c != 7)
-LEVELS = ("debug", "info", "warning", "error")
 
 MODULE = {
     "address": ("addr", None, None),

@@ -3,11 +3,14 @@
     from rbnode import log
     log.info("meters", "found %s at 0x%02x", "UI1", 0x50)
 """
-import time
+try:
+    from time import ticks_diff, ticks_ms
+except ImportError:     # CPython: config.py (and so this) runs in tools/checkconfig.py too
+    from rbamp._time import ticks_diff, ticks_ms
 
-LEVELS = ("debug", "info", "warning", "error")
+LEVELS = ("debug", "info", "warning", "error")    # config.py's log_level takes these
 _level = 1
-_t0 = time.ticks_ms()
+_t0 = ticks_ms()
 recent = []          # (level, text) of the newest warnings and errors
 RECENT = 16
 
@@ -22,7 +25,7 @@ def _emit(lv, tag, msg, args):
         return
     text = "%s: %s" % (tag, msg % args if args else msg)
     if lv >= _level:
-        t = time.ticks_diff(time.ticks_ms(), _t0)
+        t = ticks_diff(ticks_ms(), _t0)
         print("[%6d.%03d] %s %s" % (t // 1000, t % 1000, "DIWE"[lv], text))
     if lv >= 2:
         recent.append((LEVELS[lv], text))

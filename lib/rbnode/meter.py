@@ -9,7 +9,8 @@ Energy per channel comes from two sources that never overlap:
 """
 from time import ticks_add, ticks_diff, ticks_ms
 
-from rbamp import CT_RATINGS, RbAmp, RbAmpError, RbAmpEvent, RbAmpParamError, RbAmpSensorClass
+from rbamp import (CT_RATINGS, RT_WINDOW_MS as W, RbAmp, RbAmpError, RbAmpEvent,
+                   RbAmpParamError, RbAmpSensorClass)
 from rbamp.energy import to_mw
 from rbamp.rt import F_P
 
@@ -206,7 +207,7 @@ class Meter:
         if self.seq >= 0:
             k = (s - self.seq) & 0xFF
             el = ticks_diff(ticks_ms(), self.t_read)
-            if self.have_t and not (el - EARLY_MS) // 200 <= k <= (el + late) // 200:
+            if self.have_t and not (el - EARLY_MS) // W <= k <= (el + late) // W:
                 self._restart()
         self.seq_new = s
         return k
@@ -329,7 +330,7 @@ class Meter:
         progress is booked with its own power once it is read (extrapolating the held power
         into it misbooks a load change by up to a window)."""
         if self.have_t:
-            self.advance(ticks_add(self.t_read, 200 - self.lag))
+            self.advance(ticks_add(self.t_read, W - self.lag))
 
     # ---- period bookkeeping -------------------------------------------------------------------
     def latched_uwh(self, snap, count_only=False):
@@ -341,10 +342,10 @@ class Meter:
         taken as COMMIT_CNT windows, 200 ms each on the module's crystal, rescaled to the
         master clock once an hour of periods has measured it (§7.1: one clock for all)."""
         n, dt = snap.commit_count, snap.dt_ms
-        span_us = n * 200000
+        span_us = n * W * 1000
         if count_only:
             pass
-        elif n <= 0 or abs(n * 200 - dt) > 400 + dt // (50 if self.slept else 200):
+        elif n <= 0 or abs(n * W - dt) > 2 * W + dt // (50 if self.slept else 200):
             self.count_mismatch += 1          # the count does not describe this period
             if not self.slept:                # (after a sleep: the RTC's error, ~1 %, or
                 span_us = dt * 1000           # an anchor lost with RTC memory: the count)
@@ -352,7 +353,7 @@ class Meter:
             self.cal_dt += dt
             self.cal_n += n
             if self.cal_n >= 18000:
-                ppm = (self.cal_dt * 1000000) // (self.cal_n * 200) - 1000000
+                ppm = (self.cal_dt * 1000000) // (self.cal_n * W) - 1000000
                 ppm = max(-200, min(200, ppm))
                 span_us = span_us * (1000000 + ppm) // 1000000
         out = [0, 0, 0]
@@ -367,9 +368,9 @@ class Meter:
         closes the windows committed so far, the one in progress goes to the next period."""
         if not self.have_t:
             return t
-        c = ticks_add(self.t_read, 200 - self.lag)
+        c = ticks_add(self.t_read, W - self.lag)
         late = ticks_diff(t, c)
-        return ticks_add(c, late - late % 200) if late >= 0 else t
+        return ticks_add(c, late - late % W) if late >= 0 else t
 
     def close_segment(self, t):
         """At a latch instant: the shadow up to the last commit belongs to the closed period."""
@@ -388,8 +389,8 @@ class Meter:
             return self.latched_uwh(snap, count_only=True)
         n = snap.commit_count
         b0, b1 = self.blackout
-        boot = ticks_add(self.c_last, -n * 200)
-        if n <= 0 or ticks_diff(boot, b0) < -200 or ticks_diff(boot, b1) > 200:
+        boot = ticks_add(self.c_last, -n * W)
+        if n <= 0 or ticks_diff(boot, b0) < -W or ticks_diff(boot, b1) > W:
             log.debug("meter", "%s rebooted at %d ms (%d windows before %d), not where it went "
                       "quiet (%d..%d ms): RT shadow only", self.id, boot, n, self.c_last, b0, b1)
             return shadow          # the boot is not where we saw the module go quiet

@@ -14,7 +14,7 @@ from .hub import Hub
 from .ledger import Ledger, LedgerError
 from .meter import Meter
 from .metering import Metering
-from .sampler import Sampler
+from .sampler import POLL_MS, Sampler
 from .tasks import Supervisor
 
 RETRY_S = 15          # missing modules are looked for again this often
@@ -91,7 +91,7 @@ class Node:
         log.info("node", "heap after boot: %d bytes used, %d free", gc.mem_alloc(), gc.mem_free())
         log.info("node", "%s: %d of %d module(s) measuring, RT by %s", self.node_id,
                  sum(1 for m in self.meters if m.state == "ok"), len(self.meters),
-                 "polling every 200 ms" if self.sampler.polling else "DRDY interrupts")
+                 "polling every %d ms" % POLL_MS if self.sampler.polling else "DRDY interrupts")
 
     def _scan(self):
         try:

@@ -20,9 +20,11 @@ is integrated over the window it belongs to. Polled modules are booked from the 
 import asyncio
 from time import ticks_add, ticks_diff, ticks_ms
 
+from rbamp import RT_WINDOW_MS as W
+
 WIRED_OR_MS = 10
 RETRY_MS = 15
-POLL_MS = 200
+POLL_MS = W           # no DRDY line: polled at the RT rate
 RING = 16          # recent edges on the shared line (a power of two)
 EDGE_MS = 60       # an edge this close to a module's predicted one is its own
 LATE_MS = 170      # an edge may be stamped this late (IRQ held off) when SEQ is checked
@@ -59,7 +61,7 @@ class Sampler:
         # sample times: the edge (the window's end) for wired modules, the read otherwise
         self.timed = bytearray(0 if self.polling or u else 1 for u in self.unwired)
         for m, timed in zip(meters, self.timed):   # from a window's start to that time
-            m.lag = 200 if timed else 200 + POLL_MS // 2
+            m.lag = W if timed else W + POLL_MS // 2
 
     def _irq_all(self, pin):
         t = ticks_ms()
@@ -81,7 +83,7 @@ class Sampler:
         t = self.t_edge[i]
         if not m.use_seq or not m.have_t or m.restarted:
             return t
-        want = ticks_add(m.t_read, 200 * k)
+        want = ticks_add(m.t_read, W * k)
         err = EDGE_MS
         for e in self.ring:
             d = abs(ticks_diff(e, want))
