@@ -111,7 +111,10 @@ def test_hot_swap_while_asleep_books_each_uid_its_own_energy(tmp_path):
     want_old = marks["last_old"] - marks["base"]
     print("old %.4f Wh (truth %.4f), new %.4f Wh (truth %.4f)" % (
         got[OLD][0], want_old, got[NEW][0], new_truth))
-    assert abs(got[OLD][0] - want_old) <= max(1e-3 * want_old, 0.01), text[-3000:]
+    # both: the module books whole windows (COMMIT_CNT x 200 ms); the bench's truth runs
+    # between latch instants, which fall anywhere inside a window: up to one window apart
+    assert abs(got[OLD][0] - want_old) <= max(1e-3 * want_old, 0.01) + W_OLD * WINDOW_WH, \
+        text[-3000:]
     assert abs(got[NEW][0] - new_truth) <= max(1e-3 * new_truth, 0.01) + W_NEW * WINDOW_WH, \
         text[-3000:]
     assert "Traceback" not in text
