@@ -26,7 +26,8 @@ import time
 
 from benchlib import ROOT, hostenv
 from tools.hostrun import HostNode
-from tools.noderun import NodeRun, read_ledger, rtc_state, totals_by_name
+from tools.nodefiles import read_ledger, rtc_state, totals_by_name
+from tools.noderun import NodeRun
 
 CONT_S = float(os.getenv("ENERGY_BENCH_S") or 150)
 WAKES = int(os.getenv("ENERGY_BENCH_WAKES") or 100)

@@ -10,7 +10,8 @@
 import json
 import os
 
-from tools.noderun import NodeRun, read_ledger, rtc_state, totals_by_name  # noqa: F401
+from tools.nodefiles import read_ledger, rtc_state, totals_by_name  # noqa: F401
+from tools.noderun import NodeRun  # noqa: F401
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

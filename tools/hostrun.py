@@ -283,7 +283,7 @@ def live_line(mod, d):
 
 def node_totals(node, mods):
     """{bench module name: [[import, export] Wh]} from the node's ledger (matched by address)."""
-    from tools.noderun import read_ledger
+    from tools.nodefiles import read_ledger
     try:
         led = read_ledger(node.fs)
     except (OSError, ValueError):
