@@ -126,6 +126,7 @@ class Link:
         self._ready = asyncio.Event()   # set once the birth is out, cleared on an outage
         self.quick = False              # first connect without the WiFi integrity check
         self._inflight = []             # topics of the outbox messages being published
+        self._take = asyncio.Lock()     # one publishing worker takes from the outbox at a time
         self._leaving = False           # goodbye() said: the disconnect is ours
         self.oversize = 0               # inbound messages too long to take in, dropped
         self.unhandled = 0              # inbound messages whose handler failed
@@ -241,16 +242,20 @@ class Link:
                     log.error("link", "message on %s not handled: %r", shown(topic), e)
 
     async def _worker(self):
-        """One of INFLIGHT: the next outbox message, unless its topic is being published
-        (in order: mqtt_as sends under a lock that serves its waiters first come first)."""
+        """One of INFLIGHT: the next outbox message, once its topic is not being published.
+        One worker at a time takes a message and waits for its topic (self._take, a FIFO
+        lock): two waiting on one topic would race, and the newer message could go first.
+        In order after that: mqtt_as sends under a lock that serves its waiters first come
+        first, and a worker reaches it before it yields."""
         c = self.client
         box = self.outbox
         while True:
-            await self._ready.wait()                        # the birth goes first
-            msg = await box.get()
-            while msg[0] in self._inflight:
-                await asyncio.sleep_ms(5)
-            self._inflight.append(msg[0])
+            async with self._take:
+                await self._ready.wait()                    # the birth goes first
+                msg = await box.get()
+                while msg[0] in self._inflight:
+                    await asyncio.sleep_ms(5)
+                self._inflight.append(msg[0])
             try:
                 topic, payload, retain, qos = msg
                 await c.publish(utf8(topic), utf8(payload), retain, qos)   # waits offline
