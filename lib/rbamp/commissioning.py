@@ -69,11 +69,13 @@ class Commissioning:
         if code not in self.ct_codes():
             raise RbAmpParamError(22, "CT code %r not accepted by firmware v1.%d (use one of %s)"
                                   % (code, (self.firmware_version or 4) - 1, self.ct_codes()))
-        if (self.firmware_version or 4) >= 4:
-            if self.read_sensor_class() == RbAmpSensorClass.UNSET:
-                raise RbAmpModeError(1, "set the sensor class before a CT model (class-first guard)")
-            if self.read_ct_model_ch(ch) == code:
-                return False
+        fw = self.firmware_version or 4
+        if fw >= 3 and self.read_sensor_class() == RbAmpSensorClass.UNSET:
+            raise RbAmpModeError(1, "REG_SENSOR_CLASS is UNSET on v1.%d firmware (class-first "
+                                    "guard); call set_sensor_class(RbAmpSensorClass.SCT_013) "
+                                    "first" % (fw - 1))
+        if fw >= 4 and self.read_ct_model_ch(ch) == code:
+            return False
         self.io.write_u8(R.CT_MODEL, code)          # staging only on v1.3
         if (self.firmware_version or 4) >= 3:
             self._command(R.OP_SET_CT_CH0 + ch, R.T_BIND, "CT code %d on ch%d" % (code, ch))
@@ -91,17 +93,14 @@ class Commissioning:
     def configure_channels(self, codes, sensor_class=None, save=True):
         """Each channel's CT code, then ONE flash save if anything changed. sensor_class:
         set first when given (class first, §9.1); None keeps the module's, and an UNSET
-        class on v1.2+ raises RbAmpModeError before anything is written. Channels go in
-        descending order: on v1.2 a staging write also bound ch0 (§9.1)."""
+        class on v1.2+ raises RbAmpModeError (set_ct_model_ch's class-first guard) before
+        anything is written. Channels go in descending order: on v1.2 a staging write also
+        bound ch0 (§9.1)."""
         if len(codes) > self.channels:
             raise RbAmpParamError(22, "%d CT codes for a %d-channel module" % (len(codes), self.channels))
         changed = False
-        fw = self.firmware_version or 4
-        if sensor_class is not None and fw >= 3:
+        if sensor_class is not None and (self.firmware_version or 4) >= 3:
             changed = self.set_sensor_class(sensor_class, save=False)
-        elif fw >= 3 and self.read_sensor_class() == RbAmpSensorClass.UNSET:
-            raise RbAmpModeError(1, "REG_SENSOR_CLASS is UNSET on v1.%d firmware; call "
-                                    "set_sensor_class(RbAmpSensorClass.SCT_013) first" % (fw - 1))
         for ch in range(len(codes) - 1, -1, -1):
             changed = self.set_ct_model_ch(ch, codes[ch], save=False) or changed
         if changed and save:

@@ -9,7 +9,7 @@ every key with its default (tests keep the three in step).
 """
 import json
 
-from rbamp.commissioning import CT_RATINGS
+from rbamp import CT_RATINGS
 
 from .jsoncheck import strict_problem
 from .log import LEVELS

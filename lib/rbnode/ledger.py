@@ -19,9 +19,10 @@ Integrity rules (the ledger is the only source of truth for the totals):
     flash until the new one is complete; saved totals never decrease.
 
 A save includes the provisional energy of the open period (the node's RT shadow of import,
-see meter.py, and the export integrated since the last latch): after an unplanned restart the node starts a new period with a primer latch,
-so that energy would otherwise be lost; it is never counted twice because the module's
-own accumulation of that time is discarded by the primer.
+see meter.py, and the export integrated since the last latch): after an unplanned restart
+the node starts a new period with a primer latch, so that energy would otherwise be lost;
+it is never counted twice because the module's own accumulation of that time is discarded
+by the primer.
 """
 import json
 import os

@@ -30,12 +30,10 @@ BOARDS = {
     "ESP32_GENERIC": {
         "chip": "ESP32",
         "gpio": _span((0, 19), (21, 23), (25, 27), (32, 39)),
-        "taken": {6: "wired to the SPI flash", 7: "wired to the SPI flash",
-                  8: "wired to the SPI flash", 9: "wired to the SPI flash",
-                  10: "wired to the SPI flash", 11: "wired to the SPI flash",
-                  1: "the REPL's UART (TX)", 3: "the REPL's UART (RX)"},
-        "pulled": {12: "the flash-voltage strap: a pull-up on it at reset selects 1.8 V flash "
-                       "and the board does not boot"},
+        "taken": dict([(p, "wired to the SPI flash") for p in range(6, 12)] + [
+            (1, "the REPL's UART (TX)"), (3, "the REPL's UART (RX)"),
+            (12, "the flash-voltage strap: a pull-up on it at reset selects 1.8 V flash and "
+                 "the board does not boot")]),
         "input_only": _span((34, 39)),
         "wake": _span(0, 2, 4, (12, 15), (25, 27), (32, 39)),
         "i2c": ((19, 18), (26, 25)),            # (sda, scl) defaults of I2C0, I2C1
@@ -46,7 +44,6 @@ BOARDS = {
         "taken": dict([(p, "wired to the SPI flash") for p in range(26, 33)] + [
             (19, "USB D- (the REPL's USB)"), (20, "USB D+ (the REPL's USB)"),
             (43, "the REPL's UART (TX)"), (44, "the REPL's UART (RX)")]),
-        "pulled": {},
         "input_only": set(),
         "wake": _span((0, 21)),
         "i2c": ((8, 9), (8, 9)),
@@ -55,14 +52,13 @@ BOARDS = {
         "chip": "Pico W",
         "gpio": _span((0, 22), (26, 28)),
         "taken": {},
-        "pulled": {},
+        "wifi": {23: "WL_ON", 24: "WL_D", 25: "WL_CS", 29: "WL_CLK"},   # the CYW43 chip
         "input_only": set(),
         "wake": set(),
         "i2c": ((4, 5), (6, 7)),
         "i2c_rule": True,
     },
 }
-WIFI_CHIP = {23: "WL_ON", 24: "WL_D", 25: "WL_CS", 29: "WL_CLK"}
 
 
 MCUS = {"ESP32": "ESP32_GENERIC", "ESP32-UNICORE": "ESP32_GENERIC",
@@ -93,8 +89,10 @@ def i2c_pins(i2c, board):
 def _exists(b, key, p, errs):
     if p in b["gpio"]:
         return True
-    if b["chip"] == "Pico W" and p in WIFI_CHIP:
-        errs.append("%s = %d: the Pico W's WiFi chip uses GPIO%d (%s)" % (key, p, p, WIFI_CHIP[p]))
+    wifi = b.get("wifi", {})
+    if p in wifi:
+        errs.append("%s = %d: the %s's WiFi chip uses GPIO%d (%s)" % (key, p, b["chip"], p,
+                                                                      wifi[p]))
     else:
         errs.append("%s = %d: the %s has no GPIO%d usable here (GPIO %s)" % (
             key, p, b["chip"], p, _ranges(b["gpio"])))
@@ -123,7 +121,7 @@ def _usable(b, key, p, errs, output):
     """p is a GPIO of the chip that nothing else holds; output: the line is driven low."""
     if not _exists(b, key, p, errs):
         return False
-    why = b["taken"].get(p) or b["pulled"].get(p)
+    why = b["taken"].get(p)
     if why:
         errs.append("%s = %d: GPIO%d is %s; choose another GPIO" % (key, p, p, why))
         return False

@@ -113,8 +113,7 @@ class Tasks:
             except Exception as exc:  # noqa: BLE001 - MemoryError included
                 if ticks_diff(ticks_ms(), t0) >= STEADY_MS:
                     delay = BACKOFF_MIN_MS
-                oom = isinstance(exc, MemoryError)
-                if oom:
+                if isinstance(exc, MemoryError):
                     gc.collect()                            # room to log it
                 self._failed(name, exc, e, delay)
             await asyncio.sleep_ms(delay)
