@@ -36,6 +36,7 @@ class Recorder:
         self.topic = topic
         self._cv = threading.Condition()
         self.c = None
+        self.connects = 0    # the client reconnects by itself: the broker then replays retained
 
     def __enter__(self):
         self.connect()
@@ -47,7 +48,7 @@ class Recorder:
     def connect(self):
         self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
         self.c.on_message = self._on
-        self.c.on_connect = lambda c, u, f, rc, p=None: c.subscribe(self.topic, 1)
+        self.c.on_connect = self._on_connect
         self.c.reconnect_delay_set(0.2, 1)
         self.c.connect(self.broker.host, self.broker.port)
         self.c.loop_start()
@@ -56,6 +57,10 @@ class Recorder:
         if self.c:
             self.c.loop_stop()
             self.c.disconnect()
+
+    def _on_connect(self, client, userdata, flags, rc, props=None):
+        self.connects += 1
+        client.subscribe(self.topic, 1)
 
     def _on(self, client, userdata, m):
         with self._cv:

@@ -45,6 +45,9 @@ class Meter:
         self.since = Accumulators(3)       # import shadow since the last RT blackout
         self.blackout = [0, 0]             # its start and end (booking time, ticks_ms)
         self.held = [0, 0, 0]              # power held through it, mW
+        # the three as they were at the last latch: the period being booked is judged by
+        # them (samples go on between the latch and the booking of its snapshot)
+        self.at_latch = [0, 0, 0, 0, 0, 0, 0, 0]  # blackout[2], since µWh[3], held[3]
         self.t_read = 0
         self.c_last = 0
         self.closed = [0, 0, 0]            # µWh shadow of latched periods not confirmed yet
@@ -378,6 +381,11 @@ class Meter:
         self.advance(self.c_last)
         for ch in range(self.channels):
             self.closed[ch] += self.acc.take_uwh(2 * ch)
+        q = self.at_latch
+        q[0], q[1] = self.blackout
+        for ch in range(3):
+            q[2 + ch] = self.since.peek_uwh(ch)
+            q[5 + ch] = self.held[ch]
 
     def rebooted_uwh(self, snap):
         """Import µWh per channel of the period in which the module rebooted: the shadow up
@@ -388,7 +396,7 @@ class Meter:
         if self.slept:         # nobody watched: the module's own windows since its boot
             return self.latched_uwh(snap, count_only=True)
         n = snap.commit_count
-        b0, b1 = self.blackout
+        b0, b1 = self.at_latch[0], self.at_latch[1]
         boot = ticks_add(self.c_last, -n * W)
         if n <= 0 or ticks_diff(boot, b0) < -W or ticks_diff(boot, b1) > W:
             log.debug("meter", "%s rebooted at %d ms (%d windows before %d), not where it went "
@@ -398,15 +406,16 @@ class Meter:
         held_ms = max(0, ticks_diff(b1, boot))
         log.debug("meter", "%s rebooted: quiet from %d to %d ms, boot at %d ms (%d windows "
                   "before %d), shadow %s, since %s, own %s", self.id, b0, b1, boot, n,
-                  self.c_last, shadow, [self.since.peek_uwh(c) for c in range(3)], own)
+                  self.c_last, shadow, self.at_latch[2:5], own)
         for ch in range(self.channels):
             shadow[ch] = max(0, shadow[ch] - self._after_quiet(ch, held_ms)) + own[ch]
         return shadow
 
     def _after_quiet(self, ch, held_ms):
-        """Shadow µWh integrated since the blackout, plus the power held through held_ms of
-        it: what the shadow of a period holds after the module went quiet."""
-        return self.since.peek_uwh(ch) + max(0, self.held[ch]) * held_ms // 3600
+        """Shadow µWh integrated from the blackout to the latch, plus the power held through
+        held_ms of it: what the shadow of a period holds after the module went quiet."""
+        q = self.at_latch
+        return q[2 + ch] + max(0, q[5 + ch]) * held_ms // 3600
 
     def swapped_uwh(self, snap):
         """A period in which another module took this one's place (a reboot with a new UID):
@@ -414,7 +423,7 @@ class Meter:
         to where it went quiet (its last RT window read); the new one's its own windows since
         its boot. The span between is measured by nobody and is not invented."""
         shadow = self.take_closed()
-        b0, b1 = self.blackout
+        b0, b1 = self.at_latch[0], self.at_latch[1]
         quiet_ms = max(0, ticks_diff(b1, b0))
         old = [0, 0, 0]
         for ch in range(self.channels):

@@ -8,7 +8,7 @@ import struct
 import _bench
 import machine
 import micropython
-from mptest import eq, raises, run
+from mptest import eq, near, raises, run
 
 from rbamp import RbAmp
 from rbamp.energy import to_mw
@@ -215,6 +215,37 @@ def test_shared_line_times_each_module_by_its_own_edge():
     for m, k in zip(ms, n):
         if not 4 <= m.samples - k <= 6:
             raise AssertionError("%s: %d samples in 5 windows" % (m.id, m.samples - k))
+
+
+def test_a_reboot_period_is_judged_at_its_latch_not_at_its_booking():
+    """The period in which a module rebooted is booked from the shadow as it was at the
+    latch: the windows read between the latch and the booking of its snapshot (the node
+    waits for the snapshot and retries a NACKed read meanwhile, the sampler goes on) belong
+    to the next period. At a constant 2 kW the period holds 2 kW x the time between the two
+    latches' last commits, however late the snapshot is read."""
+    import time
+    from time import ticks_diff
+    from rbnode.board import Board
+    from rbnode.sampler import Sampler
+    m = _meter()
+    for ch, w in ((0, 2000), (1, 0), (2, 0)):
+        _bench.ctl("set_load", module="ui3", ch=ch, load=w)
+    s = Sampler([m], Board(), shared_pin=4)
+    _sample_for(s, 600)
+    for late_ms in (0, 450):
+        m.close_segment(m.dev.prime())    # the period starts at a latch
+        m.take_closed()
+        c_prev = m.c_last
+        _sample_for(s, 1200, lambda: _bench.ctl("module_fault", module="ui3", action="reboot"))
+        _sample_for(s, 600)
+        t = m.dev.latch_period()
+        m.close_segment(t)
+        _sample_for(s, late_ms + 10)         # two more windows read before the booking
+        snap = m.dev.read_period_snapshot(latched_at=t)
+        eq(snap.gap, True)
+        got = m.rebooted_uwh(snap)[0]
+        want = 2000000 * ticks_diff(m.c_last, c_prev) // 3600
+        near(got, want, 2000000 * 20 // 3600, "(snapshot read %d ms after the latch)" % late_ms)
 
 
 def test_late_stamp_is_not_a_restart():
