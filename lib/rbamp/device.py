@@ -33,9 +33,11 @@ class _PerChannel:
 
 
 class RbAmp(Period, Commissioning, FleetConfig):
-    def __init__(self, bus, addr=0x50, *, tries=None, variant=None):
+    def __init__(self, bus, addr=0x50, *, tries=None, variant=None, energy=True):
         """bus: machine.I2C/SoftI2C (or the smbus adapter). variant: needed only for
-        legacy firmware (v1.0-v1.2) that has no identity registers."""
+        legacy firmware (v1.0-v1.2) that has no identity registers. energy=False: keep no
+        energy totals (`dev.energy` is None, a snapshot's `uwh` stays 0), for a caller that
+        books the snapshots itself."""
         if not 0x08 <= addr <= 0x77:
             raise RbAmpParamError(22, "I2C address 0x%02x outside 0x08..0x77" % addr)
         self.io = Transport(bus, addr, tries)
@@ -47,7 +49,7 @@ class RbAmp(Period, Commissioning, FleetConfig):
         self.tier = 0
         self.sanity_reject_count = 0
         self.rt = RtSnapshot()
-        self.energy = Energy(3)
+        self.energy = Energy(3) if energy else None
         self._log = None
         self.current = _PerChannel(self.read_current)
         self.power = _PerChannel(self.read_power)
@@ -124,7 +126,8 @@ class RbAmp(Period, Commissioning, FleetConfig):
         self.variant = variant
         self.channels = (variant - 1) % 3 + 1
         self.rt.channels = self.channels
-        self.energy.channels = self.channels
+        if self.energy is not None:
+            self.energy.channels = self.channels
 
     # ---- identity (§3.9, §14.1) ---------------------------------------------------------
     def read_product_id(self):

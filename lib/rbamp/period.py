@@ -165,11 +165,12 @@ class Period:
             dt = ticks_diff(t, self._anchor)
         self._anchor = t
         snap.dt_ms = dt
-        for ch in range(self.channels):
-            uwh0 = self.energy.uwh(ch)
+        e = self.energy
+        for ch in range(self.channels if e is not None else 0):
+            uwh0 = e.uwh(ch)
             if dt > 0:
-                self.energy.add(ch, to_mw(snap.avg_power[ch]), dt)
-            snap.uwh[ch] = self.energy.uwh(ch) - uwh0
+                e.add(ch, to_mw(snap.avg_power[ch]), dt)
+            snap.uwh[ch] = e.uwh(ch) - uwh0
         return snap
 
     def _module_rebooted(self, t):

@@ -76,8 +76,8 @@ class Hub:
 
     def health(self):
         h = {"meters": {m.id: {"state": m.state, "problem": m.problem, "samples": m.samples,
-                                 "read_errors": m.read_errors, "gap_ms": m.gap_ms,
-                                 "count_mismatch": m.count_mismatch,
+                                 "read_errors": m.read_errors, "gap_ms": m.shadow.gap_ms,
+                                 "count_mismatch": m.booking.count_mismatch,
                                  "retries": m.dev.retry_count_total if m.dev else 0}
                         for m in self.meters},
              "periods_dropped": self.periods.dropped, "events_dropped": self.events.dropped,

@@ -4,10 +4,10 @@ energy in the ledger.
 One latch instant for all (General Call) when every module has it enabled and none is
 missing, sequential latches otherwise (rbamp.Fleet). Per module and period the outcome is:
   ok      the module's period average x the span of its RT windows is booked (see
-          Meter.latched_uwh); the RT shadow is dropped
+          Booking.latched); the RT shadow is dropped
   stale   empty latch: nothing booked, the period goes on (the next latch covers it)
   reboot  the module restarted and lost part of its period: the RT shadow up to the boot
-          plus the module's own windows since the boot (Meter.rebooted_uwh)
+          plus the module's own windows since the boot (Booking.rebooted)
   lost    the snapshot could not be read three times: the RT shadow is booked instead
   primer  first latch of a (re)joined module: only the RT shadow since it joined counts
   nolatch the latch itself was not acknowledged: the period goes on
@@ -69,7 +69,7 @@ class Metering:
         stamps = self.fleet.latch_all()
         for m in ms:
             if stamps[m.dev] is not None:
-                m.close_segment(stamps[m.dev])
+                m.shadow.close_segment(stamps[m.dev])
         await asyncio.sleep_ms(LATCH_MS)
         self.cycles += 1
         self.last_cycle = ticks_ms()
@@ -104,7 +104,7 @@ class Metering:
         log.warning("metering", "%s: a different module (uid %s) now answers at 0x%02x: its "
                     "energy goes to new totals, uid %s keeps what it measured", m.id, uid,
                     m.addr, m.uid)
-        old, new = m.swapped_uwh(snap)
+        old, new = m.booking.swapped(snap, m.shadow)
         recs = [self._book(m, "swapped", snap, old)]
         m.replaced(uid)
         self.ledger.meter(uid, m.id, m.addr, m.channels)
@@ -141,17 +141,17 @@ class Metering:
         if imports is not None:              # already split (a swap)
             pass
         elif status == "ok":
-            m.take_closed()                  # the module delivered: the shadow is not needed
-            imports = m.latched_uwh(snap)
+            m.shadow.take_closed()           # the module delivered: the shadow is not needed
+            imports = m.booking.latched(snap)
         elif status == "reboot":
-            imports = m.rebooted_uwh(snap)
+            imports = m.booking.rebooted(snap, m.shadow)
         elif status in ("primer", "lost"):
-            imports = m.take_closed()
+            imports = m.shadow.take_closed()
         else:                                # stale, nolatch: the period goes on
             imports = [0, 0, 0]
         for ch in range(m.channels):
             imp = imports[ch]
-            exp = m.take_export(ch) if m.export and export else 0
+            exp = m.shadow.take_export(ch) if m.export and export else 0
             led.add(m.key, ch, imp, exp)
             rec["import_wh"].append(imp / 1e6)
             rec["export_wh"].append(exp / 1e6)
@@ -165,7 +165,8 @@ class Metering:
         It only reads (a save and a publication add it to the totals; the period books it)."""
         out = {}
         for m in self.members():
-            m.settle()
-            out[m.key] = [[m.provisional(ch), m.peek_export(ch) if m.export else 0]
+            sh = m.shadow
+            sh.settle()
+            out[m.key] = [[sh.provisional(ch), sh.peek_export(ch) if m.export else 0]
                           for ch in range(m.channels)]
         return out

@@ -281,7 +281,8 @@ class Node:
     def _book_lost(self, m):
         """The shadow and export of a module that left are real energy: book them."""
         if m.has_energy:
-            for ch, (imp, exp) in enumerate(m.take_unbooked()):
+            for ch in range(m.channels):
+                imp, exp = m.shadow.take_unbooked(ch)
                 self.ledger.add(m.key, ch, imp, exp)
 
     async def _feed(self):

@@ -9,7 +9,8 @@
   - a pin per module (`modules[].drdy_pin`): only the module(s) whose line fell are read;
   - no pin: every module is polled at the RT rate (200 ms).
 A module whose read failed is tried once more RETRY_MS later, inside the same 200 ms window.
-SEQ also shows a restart that leaves no gap in the edges (Meter.fresh). The per-sample path
+SEQ also shows a restart that leaves no gap in the edges (seq.py: the sampler keeps one Seq
+per module). The per-sample path
 (SEQ, read, integrate, step detection) allocates nothing.
 
 A DRDY edge marks the end of the module's window (§6: commit, then the pulse), so its time is
@@ -22,6 +23,8 @@ from time import ticks_add, ticks_diff, ticks_ms
 
 from rbamp import RT_WINDOW_MS as W
 
+from .seq import Seq
+
 WIRED_OR_MS = 10
 RETRY_MS = 15
 POLL_MS = W           # no DRDY line: polled at the RT rate
@@ -33,6 +36,7 @@ LATE_MS = 170      # an edge may be stamped this late (IRQ held off) when SEQ is
 class Sampler:
     def __init__(self, meters, board, shared_pin=None):
         self.meters = meters
+        self.seqs = [Seq(m) for m in meters]     # which of a module's windows are new
         self.flag = asyncio.ThreadSafeFlag()
         self.ready = bytearray(len(meters))     # set by the IRQ handlers
         self.edges = 0
@@ -61,7 +65,7 @@ class Sampler:
         # sample times: the edge (the window's end) for wired modules, the read otherwise
         self.timed = bytearray(0 if self.polling or u else 1 for u in self.unwired)
         for m, timed in zip(meters, self.timed):   # from a window's start to that time
-            m.lag = W if timed else W + POLL_MS // 2
+            m.shadow.lag = W if timed else W + POLL_MS // 2
 
     def _irq_all(self, pin):
         t = ticks_ms()
@@ -77,19 +81,21 @@ class Sampler:
                 e[i] = t
         self.flag.set()
 
-    def _own_edge(self, i, m, k):
+    def _own_edge(self, i, sh, k):
         """Shared line: the edge of module i's newest window, k windows after the one it
-        read last; the newest edge when there is no prediction (first read, restart)."""
+        read last (sh: its shadow); the newest edge when there is no prediction (first
+        read, restart)."""
         t = self.t_edge[i]
-        if not m.use_seq or not m.have_t or m.restarted:
+        sq = self.seqs[i]
+        if not sq.use_seq or not sh.have_t or sq.restarted:
             return t
-        want = ticks_add(m.t_read, W * k)
+        want = ticks_add(sh.t_read, W * k)
         err = EDGE_MS
         for e in self.ring:
             d = abs(ticks_diff(e, want))
             if d < err:
                 t, err = e, d
-        if err == EDGE_MS and ticks_diff(t, m.t_read) <= 0:
+        if err == EDGE_MS and ticks_diff(t, sh.t_read) <= 0:
             t = want                     # its edge was missed: the prediction is better
         return t
 
@@ -113,20 +119,25 @@ class Sampler:
                 if m.dev is None:
                     continue
                 timed = self.timed[i]
-                k = m.fresh(LATE_MS if timed else LATE_MS + POLL_MS)
+                sq = self.seqs[i]
+                k = sq.fresh(LATE_MS if timed else LATE_MS + POLL_MS)
                 if k == 0:
                     continue                 # no new window
-                if k > 0 and m.read():
+                if k > 0 and m.read(sq.use_seq):
+                    sq.read()
                     if not timed:
-                        m.sample(ticks_ms())
+                        m.sample(ticks_ms(), sq.restarted)
+                        sq.booked()
                         continue
                     # after the read: an edge during it is newer
-                    t = self._own_edge(i, m, k) if self.on_line[i] else self.t_edge[i]
+                    sh = m.shadow
+                    t = self._own_edge(i, sh, k) if self.on_line[i] else self.t_edge[i]
                     late = ticks_diff(ticks_ms(), t)
                     if late > self.late_max:
                         self.late_max = late
-                    if m.use_seq or not m.have_t or t != m.t_read:   # a new window
-                        m.sample(t)
+                    if sq.use_seq or not sh.have_t or t != sh.t_read:   # a new window
+                        m.sample(t, sq.restarted)
+                        sq.booked()
                 else:
                     r[i] = 1
                     failed += 1

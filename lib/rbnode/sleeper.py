@@ -131,7 +131,7 @@ class Sleeper:
         fresh = []
         self.members = node.metering.members()
         for m in self.members:
-            m.slept = True
+            m.booking.slept = True
             if m.export:
                 log.warning("sleep", "%s: export is not measured in sleep mode (no RT stream)",
                             m.id)

@@ -66,6 +66,24 @@ def test_period_pieces_and_max_power():
         raise AssertionError("latch ms %d" % ms)
 
 
+def test_a_device_without_energy_totals_still_reads_its_periods():
+    """energy=False (a caller that books the snapshots itself, as the node does): the same
+    snapshot, no totals kept, nothing booked into `uwh`."""
+    d = RbAmp(i2c, 0x50, energy=False).begin()
+    eq(d.energy, None)
+    time.sleep_ms(1000)
+    snap = d.read_period_snapshot()
+    eq(snap.valid, True)
+    near(snap.avg_power[0], 1150.0, 0.01)
+    eq(snap.commit_count >= 4 and snap.dt_ms > 900, True)
+    eq(list(snap.uwh), [0, 0, 0])
+    w = RbAmp(i2c, 0x50).begin()             # with totals: the period is booked
+    time.sleep_ms(1000)
+    snap = w.read_period_snapshot()
+    near(snap.uwh[0], 1150 * snap.dt_ms / 3.6, 1150 / 3.6 + 1)
+    eq(w.energy.uwh(0), snap.uwh[0])
+
+
 def test_events_thresholds_and_mask():
     d = RbAmp(i2c, 0x51).begin(prime=False)
     d.clear_event_flags()

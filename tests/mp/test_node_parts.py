@@ -89,7 +89,7 @@ def test_sampling_path_allocates_nothing():
     m.on_event = lambda *a: events.append(a)
     for ch, w in ((0, 1500), (1, -300), (2, 60)):
         _bench.ctl("set_load", module="ui3", ch=ch, load=w)
-    m.export = True
+    m.export = m.shadow.export = True
     import time
     time.sleep_ms(450)                       # two RT windows with the new loads
     t = 1000
@@ -106,8 +106,8 @@ def test_sampling_path_allocates_nothing():
         micropython.heap_unlock()
     eq(m.samples, 51)
     eq(m.p[:3], [1500000, -300000, 60000])
-    eq(m.acc.peek_uwh(0), 1500000 * 200 * 50 // 3600)      # ch0 import shadow
-    eq(m.acc.peek_uwh(3), 300000 * 200 * 50 // 3600)       # ch1 export
+    eq(m.shadow.acc.peek_uwh(0), 1500000 * 200 * 50 // 3600)      # ch0 import shadow
+    eq(m.shadow.acc.peek_uwh(3), 300000 * 200 * 50 // 3600)       # ch1 export
 
 
 def test_settle_books_no_power_into_the_window_not_read_yet():
@@ -118,19 +118,19 @@ def test_settle_books_no_power_into_the_window_not_read_yet():
     for ch, w in ((0, 1000), (1, 0), (2, 0)):
         _bench.ctl("set_load", module="ui3", ch=ch, load=w)
     time.sleep_ms(450)
-    m.lag = 200                              # sample times are DRDY edges (window ends)
+    m.shadow.lag = 200                              # sample times are DRDY edges (window ends)
     for t in (1000, 1200):
         m.read()
         m.sample(t)
-    m.settle()                               # a save at 1250: integrate to 1200, not 1250
-    eq(m.t_rt, 1200)
-    eq(m.acc.peek_uwh(0), 1000000 * 400 // 3600)
+    m.shadow.settle()                               # a save at 1250: integrate to 1200, not 1250
+    eq(m.shadow.t_rt, 1200)
+    eq(m.shadow.acc.peek_uwh(0), 1000000 * 400 // 3600)
     _bench.ctl("set_load", module="ui3", ch=0, load=3000)
     time.sleep_ms(450)
     for t in (1400, 1600):                   # the window [1200, 1400] is the 3 kW one
         m.read()
         m.sample(t)
-    eq(m.acc.peek_uwh(0), (1000000 * 400 + 3000000 * 200) // 3600)
+    eq(m.shadow.acc.peek_uwh(0), (1000000 * 400 + 3000000 * 200) // 3600)
 
 
 def _fleet():
@@ -166,7 +166,7 @@ def _phase_errors(ms):
     commits = {d["name"]: d["last_commit_us"] for d in _bench.ctl("modules")["modules"]}
     out = {}
     for m in ms:
-        d = (time.ticks_diff(m.t_read, 0) - off - commits[m.id] // 1000) % 200
+        d = (time.ticks_diff(m.shadow.t_read, 0) - off - commits[m.id] // 1000) % 200
         out[m.id] = min(d, 200 - d)
     return out
 
@@ -206,9 +206,9 @@ def test_shared_line_times_each_module_by_its_own_edge():
             break
     else:
         raise AssertionError("the reboots kept ui3 in phase with the others")
-    eq([m.restarts for m in ms], [attempt + 1, 0, 0, 0])
+    eq([q.restarts for q in s.seqs], [attempt + 1, 0, 0, 0])
     _check_phases(s, ms)
-    eq(ms[0].blackout[1] != 0, True)
+    eq(ms[0].shadow.blackout[1] != 0, True)
     # two edges per window now, but every module is read once per window: 5 in 1 s
     n = [m.samples for m in ms]
     _sample_for(s, 1000)
@@ -231,20 +231,21 @@ def test_a_reboot_period_is_judged_at_its_latch_not_at_its_booking():
     for ch, w in ((0, 2000), (1, 0), (2, 0)):
         _bench.ctl("set_load", module="ui3", ch=ch, load=w)
     s = Sampler([m], Board(), shared_pin=4)
+    sh = m.shadow
     _sample_for(s, 600)
     for late_ms in (0, 450):
-        m.close_segment(m.dev.prime())    # the period starts at a latch
-        m.take_closed()
-        c_prev = m.c_last
+        sh.close_segment(m.dev.prime())    # the period starts at a latch
+        sh.take_closed()
+        c_prev = sh.c_last
         _sample_for(s, 1200, lambda: _bench.ctl("module_fault", module="ui3", action="reboot"))
         _sample_for(s, 600)
         t = m.dev.latch_period()
-        m.close_segment(t)
+        sh.close_segment(t)
         _sample_for(s, late_ms + 10)         # two more windows read before the booking
         snap = m.dev.read_period_snapshot(latched_at=t)
         eq(snap.gap, True)
-        got = m.rebooted_uwh(snap)[0]
-        want = 2000000 * ticks_diff(m.c_last, c_prev) // 3600
+        got = m.booking.rebooted(snap, sh)[0]
+        want = 2000000 * ticks_diff(sh.c_last, c_prev) // 3600
         near(got, want, 2000000 * 20 // 3600, "(snapshot read %d ms after the latch)" % late_ms)
 
 
@@ -260,9 +261,9 @@ def test_late_stamp_is_not_a_restart():
     _sample_for(s, 600)
     for late in (40, 100, 160):
         for m in ms:
-            m.t_read = ticks_add(m.t_read, late)
+            m.shadow.t_read = ticks_add(m.shadow.t_read, late)
         _sample_for(s, 400)
-        eq([m.restarts for m in ms], [0, 0, 0, 0], "stamp %d ms late" % late)
+        eq([q.restarts for q in s.seqs], [0, 0, 0, 0], "stamp %d ms late" % late)
     _check_phases(s, ms)
 
 
