@@ -18,7 +18,7 @@ setup:
 	@tools/setup.sh
 
 run: setup
-	@$(PY) tools/hostrun.py
+	@$(PY) tools/host/hostrun.py
 
 test: setup
 	@$(PY) tools/ha_env.py --if-possible
@@ -47,13 +47,13 @@ merged: setup
 	@$(PY) tools/fsimage.py merged $(BOARD) "$(FIRMWARE)" $(if $(wildcard $(CONFIG)),--config $(CONFIG))
 
 flash: setup
-	@$(PY) tools/device.py flash $(BOARD) "$(PORT)" $(IMAGE)
+	@$(PY) tools/devloop.py flash $(BOARD) "$(PORT)" $(IMAGE)
 
 deploy: setup
-	@$(PY) tools/device.py deploy "$(PORT)"
+	@$(PY) tools/devloop.py deploy "$(PORT)"
 
 dev: setup
-	@$(PY) tools/device.py dev "$(PORT)"
+	@$(PY) tools/devloop.py dev "$(PORT)"
 
 config-check: setup
 	@$(PY) tools/checkconfig.py $(if $(filter command line environment,$(origin BOARD)),--board $(BOARD)) $(CONFIG)

@@ -7,7 +7,8 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
-from tools import boards, hostenv, manifest  # noqa: E402
+from tools import boards, manifest  # noqa: E402
+from tools.host import hostenv  # noqa: E402
 
 
 def compile_libs(pkgs=("rbamp", "rbnode")):
@@ -32,7 +33,7 @@ def remove(path):
 
 
 def run_mp(script, bench=None, args=(), path_extra=(), timeout=600):
-    """A MicroPython script on the unix port (host board, the bench if given); its output.
+    """A MicroPython script on the unix port (host board, the simulator if given); its output.
     A failure ends the benchmark with the output."""
     env = hostenv.node_env(bench.address if bench else None, tempfile.mkdtemp(), None,
                            path_extra)

@@ -1,16 +1,16 @@
-"""Energy accuracy benchmark (`make bench SUITE=energy`): the node's totals against the bench's
+"""Energy accuracy benchmark (`make bench SUITE=energy`): the node's totals against the simulator's
 ground truth, in continuous mode and in sleep mode, each without and with 20 % of the I2C
 transactions NACKed. The two runs of a mode go side by side (one per core).
 
-Continuous: tests/scenarios/energy_bench.json (UI3 BASIC, UI1 BASIC with export, UI2
+Continuous: tools/host/sim/scenarios/energy.json (UI3 BASIC, UI1 BASIC with export, UI2
 STANDARD with export, I3 currents; DRDY wired-OR, General Call), period_s 10; a new load on
 one channel every 3 s for CONT_S seconds (sign changes through 0 W for a window), then every
 load 0, one more period, Ctrl-C (the ledger is saved), the ledger compared with the truth.
 Sleep: the same three meters in mode "sleep" (period_s 120, no network), WAKES wakes with new
-loads at every wake, bench time fast-forwarded through each sleep; the import totals in RTC
+loads at every wake, simulated time fast-forwarded through each sleep; the import totals in RTC
 memory compared with the truth between the cold boot's primer latch and the last wake's
 latch (export is not measured while the node sleeps: page 0 latches import averages only,
-and a BASIC module's export needs the RT stream; see lib/rbnode/sleeper.py).
+and a BASIC module's export needs the RT stream; see lib/rbnode/sleep/sleeper.py).
 
 Figure: the largest error of any channel's import or export over the run, in % of its
 truth; and the error of the sum of all energy (bench/README.md).
@@ -25,14 +25,14 @@ import threading
 import time
 
 from benchlib import ROOT, hostenv
-from tools.hostrun import HostNode
-from tools.nodefiles import read_ledger, rtc_state, totals_by_name
-from tools.noderun import NodeRun
+from tools.host.hostrun import HostNode
+from tools.host.nodefiles import read_ledger, rtc_state, totals_by_name
+from tools.host.noderun import NodeRun
 
 CONT_S = float(os.getenv("ENERGY_BENCH_S") or 150)
 WAKES = int(os.getenv("ENERGY_BENCH_WAKES") or 100)
 NACK = 0.2
-SCENARIO = os.path.join(ROOT, "tests", "scenarios", "energy_bench.json")
+SCENARIO = os.path.join(ROOT, "tools", "host", "sim", "scenarios", "energy.json")
 MODULES = [{"address": "0x50", "name": "ui3"},
            {"address": "0x51", "name": "basic-pv", "bidirectional": True},
            {"address": "0x52", "name": "standard", "bidirectional": True}]
@@ -120,7 +120,7 @@ def continuous(nack, seed, out):
 def sleep(nack, seed, out):
     d = tempfile.mkdtemp(prefix="rbnode-energy-sleep-")
     _sc, path = scenario(d)
-    bench = hostenv.BenchProcess(path)
+    bench = hostenv.SimProcess(path)
     ctl = bench.client()
     ctl.faults(nack=nack, seed=seed)
     node = HostNode(d, bench.address, config(mode="sleep", period_s=120, save_s=1900),

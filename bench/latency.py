@@ -2,7 +2,7 @@
 after a DRDY edge, how soon a power event is on the broker, and how much CPU it takes.
 
 The node (lib/rbamp and lib/rbnode as .mpy, boot.py and bench/mp_latency.py as main.py) in
-continuous mode with the modules of config.example.json on tools/bench/scenarios/default.json
+continuous mode with the modules of config.example.json on tools/host/sim/scenarios/default.json
 (UI1, UI2, I3; DRDY wired-OR), MQTT to a private mosquitto through mqtt_as. For RUN_S seconds
 a channel steps by 1.5 kW every STEP_S seconds, the three channels with voltage in turn (a
 power event each, after settle_windows 3; each channel holds a level for 0.9 s).
@@ -18,9 +18,9 @@ import sys
 import time
 
 from benchlib import ROOT, compile_libs, hostenv, pct, remove
-from tools.broker import Broker
-from tools.mqttrec import Recorder
-from tools.noderun import NodeRun
+from tools.host.broker import Broker
+from tools.host.mqttrec import Recorder
+from tools.host.noderun import NodeRun
 
 RUN_S = float(os.getenv("LATENCY_BENCH_S") or 320)
 STEP_S = 0.3
@@ -47,7 +47,7 @@ def cpu_s(pid):
 
 
 def scenario():
-    with open(os.path.join(ROOT, "tools", "bench", "scenarios", "default.json")) as f:
+    with open(os.path.join(ROOT, "tools", "host", "sim", "scenarios", "default.json")) as f:
         return json.load(f)
 
 

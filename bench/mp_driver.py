@@ -16,7 +16,7 @@ print("driver_import_heap_bytes%s: %d bytes" % (sys.argv[1] if len(sys.argv) > 1
 if len(sys.argv) > 1:
     sys.exit(0)
 
-import _bench  # noqa: E402
+import _sim  # noqa: E402
 import machine  # noqa: E402
 from rbamp.fleet import Fleet  # noqa: E402
 
@@ -26,8 +26,8 @@ FLEET = (0x60, 0x61, 0x62)
 
 
 def bus():
-    """Sums of the bench's counters since the last call (every address, General Call too)."""
-    cs = _bench.ctl("counters", reset=True)["counters"].values()
+    """Sums of the simulator's counters since the last call (every address, General Call too)."""
+    cs = _sim.ctl("counters", reset=True)["counters"].values()
     return {k: sum(c[k] for c in cs) for k in ("transactions", "bytes", "bus_us")}
 
 

@@ -1,7 +1,7 @@
 """Node heap benchmark (issue 4): heap after boot, peak heap over a 5-minute run, and the
 smallest `-X heapsize` at which the node runs the same scenario for 5 minutes.
 
-Scenario: tools/bench/scenarios/default.json (three modules, DRDY wired-OR) with the modules
+Scenario: tools/host/sim/scenarios/default.json (three modules, DRDY wired-OR) with the modules
 of config.example.json, period_s 10, save_s 30, log_level debug (heap figures are logged),
 publishing to a private mosquitto through mqtt_as (discovery, states, periods, health).
 The unix port is 64-bit: objects take about twice the room they take on ESP32 / RP2040.
@@ -16,8 +16,8 @@ import tempfile
 import time
 
 from benchlib import ROOT, compile_libs, hostenv, remove
-from tools.broker import Broker
-from tools.hostrun import HostNode
+from tools.host.broker import Broker
+from tools.host.hostrun import HostNode
 
 RUN_S = float(os.getenv("NODE_BENCH_S") or 300)
 PROBE_S = float(os.getenv("NODE_PROBE_S") or 150)   # long enough to fill the hub's feeds
@@ -38,7 +38,7 @@ BROKER = None
 
 def run_node(seconds, heap=None):
     """Run the node; returns (survived, output)."""
-    bench = hostenv.BenchProcess(None)
+    bench = hostenv.SimProcess(None)
     d = tempfile.mkdtemp(prefix="node-bench-")
     try:
         env = {"MICROPYPATH": hostenv.micropypath([MPY])} if MPY else None

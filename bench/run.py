@@ -14,7 +14,7 @@ from tools import manifest
 
 
 def driver():
-    bench = hostenv.BenchProcess(os.path.join(ROOT, "bench", "driver_scenario.json"))
+    bench = hostenv.SimProcess("bench_driver")
     try:
         text = run_mp("bench/mp_driver.py", bench)
     finally:

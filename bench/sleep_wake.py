@@ -1,8 +1,8 @@
 """Sleep-mode benchmark (`make bench SUITE=sleep`): the battery logger's cost per wake.
 
 The node (boot.py + main.py, mode "sleep", period_s 300, save_s 3600) with the three modules
-of tools/bench/scenarios/energy_bench.json (UI3, UI1, UI2; constant loads), publishing to a
-private mosquitto, WAKES wakes after the cold boot; bench time is fast-forwarded through each
+of tools/host/sim/scenarios/energy.json (UI3, UI1, UI2; constant loads), publishing to a
+private mosquitto, WAKES wakes after the cold boot; simulated time is fast-forwarded through each
 sleep. Prints one `name: value unit` line per figure (bench/README.md).
 """
 import os
@@ -14,9 +14,9 @@ import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from tools import hostenv  # noqa: E402
-from tools.broker import Broker  # noqa: E402
-from tools.hostrun import HostNode  # noqa: E402
+from tools.host import hostenv  # noqa: E402
+from tools.host.broker import Broker  # noqa: E402
+from tools.host.hostrun import HostNode  # noqa: E402
 
 WAKES = int(os.getenv("SLEEP_BENCH_WAKES") or 20)
 PERIOD_S, SAVE_S = 300, 3600
@@ -38,8 +38,8 @@ def written(before, after):
 
 def main():
     d = tempfile.mkdtemp(prefix="rbnode-sleep-bench-")
-    sc = os.path.join(ROOT, "tests", "scenarios", "energy_bench.json")
-    bench = hostenv.BenchProcess(sc)
+    sc = os.path.join(ROOT, "tools", "host", "sim", "scenarios", "energy.json")
+    bench = hostenv.SimProcess(sc)
     ctl = bench.client()
     broker = Broker()
     for name, chans in (("ui3", 3), ("basic-pv", 1), ("standard", 2)):

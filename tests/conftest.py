@@ -4,7 +4,7 @@
 - tests/mp/test_*.py are MicroPython scripts run on the unix port: one subprocess per file,
   one pytest item per `def test_*` in it, each file in a fresh temporary directory (its cwd and
   host-board directory). Header comments configure the file:
-      # bench: <scenario name or path>   start a bench server, RBAMP_BENCH points at it
+      # sim: <scenario name or path>   start a simulator, RBAMP_SIM points at it
       # broker: yes                       start a private mosquitto, MQTT_HOST/MQTT_PORT set
       # timeout: <seconds>                default 120
   A script that prints `SKIP` alone on a line is skipped (MicroPython test-suite rule).
@@ -20,9 +20,9 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from tools import hostenv  # noqa: E402
-from tools.broker import Broker  # noqa: E402
-from tools.hostenv import run_mp  # noqa: E402
+from tools.host import hostenv  # noqa: E402
+from tools.host.broker import Broker  # noqa: E402
+from tools.host.hostenv import run_mp  # noqa: E402
 
 MP_DIR = os.path.join(ROOT, "tests", "mp")
 
@@ -36,8 +36,8 @@ def broker():
 
 @pytest.fixture
 def bench():
-    """A bench server with the default scenario; yields the BenchProcess."""
-    b = hostenv.BenchProcess()
+    """A simulator with the default scenario; yields the SimProcess."""
+    b = hostenv.SimProcess()
     yield b
     b.stop()
 
@@ -51,7 +51,7 @@ def pytest_pycollect_makemodule(module_path, parent):
 class MpFile(pytest.File):
     def collect(self):
         src = self.path.read_text()
-        self.header = dict(re.findall(r"^# (bench|broker|timeout): *(\S+)", src, re.M))
+        self.header = dict(re.findall(r"^# (sim|broker|timeout): *(\S+)", src, re.M))
         self.names = re.findall(r"^def (test_\w+)\(", src, re.M)
         self.result = None
         for n in self.names:
@@ -63,9 +63,9 @@ class MpFile(pytest.File):
         bench = broker = None
         extra = {}
         try:
-            if "bench" in self.header:
-                sc = self.header["bench"]
-                bench = hostenv.BenchProcess(None if sc == "default" else sc)
+            if "sim" in self.header:
+                sc = self.header["sim"]
+                bench = hostenv.SimProcess(None if sc == "default" else sc)
             if self.header.get("broker") == "yes":
                 broker = Broker()
                 extra = {"MQTT_HOST": broker.host, "MQTT_PORT": str(broker.port)}

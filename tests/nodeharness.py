@@ -1,7 +1,7 @@
-"""Run the real node (boot.py + main.py + lib/rbnode on the unix port) against a bench
-(tools/noderun.py), with the tests' scenarios and a base config.
+"""Run the real node (boot.py + main.py + lib/rbnode on the unix port) against a simulator
+(tools/host/noderun.py), with the tests' scenarios and a base config.
 
-    with NodeRun(tmp_path, "energy_bench.json", config) as run:
+    with NodeRun(tmp_path, "energy.json", config) as run:
         run.wait_for("RT by DRDY")
         run.ctl.set_load(module="ui3", ch=0, load=1500)
         ...
@@ -10,15 +10,16 @@
 import json
 import os
 
-from tools.nodefiles import read_ledger, rtc_state, totals_by_name  # noqa: F401
-from tools.noderun import NodeRun  # noqa: F401
+from tools.host.nodefiles import read_ledger, rtc_state, totals_by_name  # noqa: F401
+from tools.host.noderun import NodeRun  # noqa: F401
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+from tools.host.sim.scenario import SCENARIOS  # noqa: E402
 
 
 def scenario(name, **patch):
-    """A scenario from tests/scenarios with module options patched: {name: {opt: v}}."""
-    with open(os.path.join(HERE, "scenarios", name)) as f:
+    """A scenario of the simulator's (tools/host/sim/scenarios) with module options
+    patched: {name: {opt: v}}."""
+    with open(os.path.join(SCENARIOS, name)) as f:
         sc = json.load(f)
     for m in sc["modules"]:
         m.update(patch.get(m["name"], {}))

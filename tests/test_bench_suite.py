@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from tools import hostenv
+from tools.host import hostenv
 
 RUN = os.path.join(hostenv.ROOT, "bench", "run.py")
 

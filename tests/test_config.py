@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from tools import hostenv
-from tools.hostrun import HostNode
+from tools.host import hostenv
+from tools.host.hostrun import HostNode
 
 sys.path.insert(0, os.path.join(hostenv.ROOT, "lib"))
 from rbnode import config  # noqa: E402

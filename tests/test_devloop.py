@@ -1,6 +1,6 @@
 """The development loop a user runs (README, "Working on the code"): `make deploy` and
 `make dev` with the real mpremote, against the unix port standing in for a board on a
-pseudo-terminal (tools/serialboard.py), from a fresh copy of the tracked files."""
+pseudo-terminal (tools/host/serialboard.py), from a fresh copy of the tracked files."""
 import json
 import os
 import queue
@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tools import hostenv
+from tools.host import hostenv
 
 EDIT = 'print("DEV LOOP: edited in the working tree")\n'
 
@@ -87,7 +87,7 @@ def ctrl_c(proc):
 @pytest.fixture
 def board(tmp_path):
     d = tmp_path / "board"
-    p = subprocess.Popen([sys.executable, os.path.join(hostenv.ROOT, "tools", "serialboard.py"),
+    p = subprocess.Popen([sys.executable, os.path.join(hostenv.ROOT, "tools", "host", "serialboard.py"),
                           str(d)], stdout=subprocess.PIPE, text=True)
     line = p.stdout.readline()
     assert line.startswith("SERIALBOARD READY "), line

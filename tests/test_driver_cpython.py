@@ -1,14 +1,14 @@
 """The same driver under CPython through the smbus2 adapter (Linux SBC use), against the
-in-process bench. The SMBus stand-in executes smbus2's real i2c_msg objects on the bench
+in-process bench. The SMBus stand-in executes smbus2's real i2c_msg objects on the simulator
 bus the way the kernel's I2C_RDWR ioctl would: one combined transaction per call."""
 import os
 import sys
 
 import pytest
 
-from tools.bench import build
-from tools.bench.bus import OK
-from tools.bench.clock import RealClock
+from tools.host.sim import build
+from tools.host.sim.bus import OK
+from tools.host.sim.clock import RealClock
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "lib"))
 from rbamp import RbAmp, RbAmpIOError, RbAmpParamError  # noqa: E402

@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from tools import boards, fsimage, hostenv, stubcheck
+from tools import boards, fsimage, stubcheck
+from tools.host import hostenv
 from tools.firmware import problems
 from tools.manifest import Manifest
 
@@ -36,7 +37,7 @@ with open("/fs/config.json", "rb") as f:           # bytes: the example has a "Ã
 if sys.argv[3] == "import":
     sys.path.insert(0, "/fs/lib")
     import rbnode.app, mqtt_as, rbnode_version
-    from rbnode import publisher
+    from rbnode.net import publisher
     print("FROM", rbnode.app.__file__, mqtt_as.__file__)
     print("VERSION", publisher.VERSION == rbnode_version.VERSION, rbnode_version.VERSION)
 """

@@ -15,9 +15,10 @@ import pytest
 from nodeharness import NodeRun, scenario
 from test_mqtt import MODULES, net_config
 from test_sleep import net_config as sleep_config
-from tools import ha_env, hostenv
-from tools.broker import Broker, free_port
-from tools.hostrun import HostNode
+from tools import ha_env
+from tools.host import hostenv
+from tools.host.broker import Broker, free_port
+from tools.host.hostrun import HostNode
 
 WHY = ha_env.missing() or (None if os.geteuid() == 0 else
                            "real-HA tests skipped: a network namespace needs root")
@@ -60,7 +61,7 @@ def test_continuous_mode_in_home_assistant(tmp_path, world):
     cfg = net_config(broker, modules=MODULES + [], node={"name": "Zähler Haus"})
     cfg["modules"][0] = dict(cfg["modules"][0], name="Küche")     # a display name, no id
     (tmp_path / "node").mkdir()
-    with NodeRun(tmp_path / "node", scenario("energy_bench.json"), cfg) as run:
+    with NodeRun(tmp_path / "node", scenario("energy.json"), cfg) as run:
         run.ctl.set_load(module="ui3", ch=0, load=1500)
         run.ctl.set_load(module="basic-pv", ch=0, load=-800)
         # ui3 (UI3): u f + 3 x (i p s q pf ei) = 20; basic-pv (UI1, bidirectional): u f +
@@ -133,8 +134,8 @@ def test_sleep_mode_in_home_assistant(tmp_path, world):
     wake and stay valid between wakes ("asleep" is no unavailability), no log problems."""
     broker, hass = world
     path = tmp_path / "scenario.json"
-    path.write_text(json.dumps(scenario("energy_bench.json")))
-    bench = hostenv.BenchProcess(str(path))
+    path.write_text(json.dumps(scenario("energy.json")))
+    bench = hostenv.SimProcess(str(path))
     try:
         ctl = bench.client()
         cfg = sleep_config(broker, mode="sleep", period_s=60, modules=[

@@ -1,9 +1,9 @@
 """The host runner: deep sleep, reset and watchdog restarts with the right reset cause,
-RTC memory kept across them, bench time fast-forwarded during deep sleep."""
+RTC memory kept across them, simulated time fast-forwarded during deep sleep."""
 import re
 import subprocess
 
-from tools.hostrun import DEEPSLEEP, PWRON, SOFT, WDT, HostNode
+from tools.host.hostrun import DEEPSLEEP, PWRON, SOFT, WDT, HostNode
 
 SLEEPER = """
 import machine, time
@@ -43,7 +43,7 @@ def test_deepsleep_reset_and_watchdog_cycle(tmp_path, bench):
     assert causes == [PWRON, DEEPSLEEP, DEEPSLEEP, DEEPSLEEP, SOFT, WDT]
     epochs = [int(b[5]) for b in boots]
     assert epochs[3] - epochs[0] >= 1800           # three 10-minute sleeps on the RTC clock
-    assert ctl.time()["t_us"] - t0 >= 1800e6       # the bench fast-forwarded meanwhile
+    assert ctl.time()["t_us"] - t0 >= 1800e6       # the simulator fast-forwarded meanwhile
     assert any("WDT" in ln for ln in lines)
     # the modules measured through the sleeps: 30 min of RT commits on each
     truth = ctl.truth()["truth"]
@@ -66,14 +66,14 @@ def test_make_run_on_a_fresh_clone_measures_and_publishes(tmp_path):
     """The README's first command on a fresh copy of the tracked files (no config.json): the
     example config, a private broker, the node measuring and connected (not safe mode), live
     values and energy totals printed as they are published, at the end the node's totals
-    beside the bench's truth."""
+    beside the simulator's truth."""
     import os
     import sys
-    from tools import hostenv
+    from tools.host import hostenv
     copy = tmp_path / "clone"
     hostenv.fresh_copy(str(copy))
     assert not (copy / "config.json").exists()
-    p = subprocess.run([sys.executable, os.path.join("tools", "hostrun.py"),
+    p = subprocess.run([sys.executable, os.path.join("tools", "host", "hostrun.py"),
                         "--duration", "14"], cwd=str(copy),
                        capture_output=True, text=True, timeout=120)
     out = p.stdout + p.stderr

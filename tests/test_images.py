@@ -12,8 +12,8 @@ import sys
 import pytest
 
 from tools import boards, fsimage, images
-from tools.device import flash
-from tools import hostenv
+from tools.devloop import flash
+from tools.host import hostenv
 
 EXAMPLE = os.path.join(hostenv.ROOT, "config.example.json")
 

@@ -1,5 +1,5 @@
 """The ledger is the only source of truth (issue 16): the real node on the unix port against
-the bench's ground truth.
+the simulator's ground truth.
 
 - a module hot-swapped at the same address, running and asleep: each UID gets the energy its
   own module measured;
@@ -14,10 +14,10 @@ import time
 import pytest
 
 from nodeharness import NodeRun, base_config, read_ledger, scenario
-from tools import hostenv
-from tools.hostrun import HostNode
+from tools.host import hostenv
+from tools.host.hostrun import HostNode
 
-OLD = "e1000000000000000000beef"          # ui3 in energy_bench.json
+OLD = "e1000000000000000000beef"          # ui3 in energy.json
 NEW = "e1000000000000000000cafe"
 NEW_SPEC = {"name": "ui3-new", "variant": "UI3", "address": 80, "tier": 0, "ct": [3, 3, 6],
             "uid": NEW, "drdy_pin": 4, "drift_ppm": -15,
@@ -41,7 +41,7 @@ def swap(ctl):
 
 def test_hot_swap_while_running_books_each_uid_its_own_energy(tmp_path):
     cfg = base_config(modules=[{"address": "0x50", "name": "ui3"}])
-    with NodeRun(tmp_path, scenario("energy_bench.json"), cfg) as run:
+    with NodeRun(tmp_path, scenario("energy.json"), cfg) as run:
         run.wait_for("metering: 1 meter(s)")
         run.ctl.set_load(module="ui3", ch=0, load=W_OLD)
         t0 = run.ctl.truth()["truth"]["ui3"][0][0]      # the primer latch came before
@@ -73,8 +73,8 @@ def test_hot_swap_while_running_books_each_uid_its_own_energy(tmp_path):
 def test_hot_swap_while_asleep_books_each_uid_its_own_energy(tmp_path):
     path = os.path.join(str(tmp_path), "scenario.json")
     with open(path, "w") as f:
-        json.dump(scenario("energy_bench.json"), f)
-    bench = hostenv.BenchProcess(path)
+        json.dump(scenario("energy.json"), f)
+    bench = hostenv.SimProcess(path)
     ctl = bench.client()
     cfg = base_config(mode="sleep", period_s=60, save_s=60,
                       modules=[{"address": "0x50", "name": "ui3"}])
@@ -111,7 +111,7 @@ def test_hot_swap_while_asleep_books_each_uid_its_own_energy(tmp_path):
     want_old = marks["last_old"] - marks["base"]
     print("old %.4f Wh (truth %.4f), new %.4f Wh (truth %.4f)" % (
         got[OLD][0], want_old, got[NEW][0], new_truth))
-    # both: the module books whole windows (COMMIT_CNT x 200 ms); the bench's truth runs
+    # both: the module books whole windows (COMMIT_CNT x 200 ms); the simulator's truth runs
     # between latch instants, which fall anywhere inside a window: up to one window apart
     assert abs(got[OLD][0] - want_old) <= max(1e-3 * want_old, 0.01) + W_OLD * WINDOW_WH, \
         text[-3000:]
@@ -145,8 +145,8 @@ def test_full_then_read_only_filesystem_is_reported_never_a_reset(tmp_path):
     """The node's flash is a real 256 KB tmpfs: filled up before the first save, then freed,
     then remounted read-only. Metering never stops, the log and health name the condition,
     the node never resets, and once the filesystem takes writes again nothing is lost."""
-    from tools.broker import Broker
-    from tools.mqttrec import Recorder
+    from tools.host.broker import Broker
+    from tools.host.mqttrec import Recorder
     fs = os.path.join(str(tmp_path), "fs")
     _mount_tmpfs(fs)
     broker = Broker()
@@ -154,7 +154,7 @@ def test_full_then_read_only_filesystem_is_reported_never_a_reset(tmp_path):
         cfg = base_config(modules=[{"address": "0x50", "name": "ui3"}], save_s=3,
                           wifi={"ssid": "ap", "password": "pw"},
                           mqtt={"host": broker.host, "port": broker.port, "health_s": 10})
-        run = NodeRun(tmp_path, scenario("energy_bench.json"), cfg)
+        run = NodeRun(tmp_path, scenario("energy.json"), cfg)
         _fill(fs)
         with Recorder(broker) as rec, run:
             run.ctl.set_load(module="ui3", ch=0, load=1200)
@@ -220,8 +220,8 @@ def test_published_totals_never_decrease_across_restarts_and_foreign_totals(tmp_
     clients re-serialising and forging retained totals, a flash wipe: the totals the node
     publishes never decrease, and the ledger changes only by what the modules measured and
     by the gated commands (set_total, restore_totals)."""
-    from tools.broker import Broker
-    from tools.mqttrec import Recorder
+    from tools.host.broker import Broker
+    from tools.host.mqttrec import Recorder
     import random
     import signal
     rng = random.Random(16)
@@ -234,7 +234,7 @@ def test_published_totals_never_decrease_across_restarts_and_foreign_totals(tmp_
     kills, exits, run = 0, [], None
     try:
         with Recorder(broker) as rec:
-            run = NodeRun(tmp_path, scenario("energy_bench.json"), cfg)
+            run = NodeRun(tmp_path, scenario("energy.json"), cfg)
             run.ctl.set_load(module="ui3", ch=0, load=1500)
             run.ctl.set_load(module="basic-pv", ch=0, load=-700)
             t0 = run.ctl.truth()["truth"]
@@ -334,12 +334,12 @@ def test_a_replayed_sleep_state_never_lowers_a_published_total(tmp_path):
     """Sleep mode: RTC memory is replaced by a valid but old copy of itself (a replay, or a
     state restored from before some wakes): the wake compares its totals with the broker's
     again, and no published total goes down."""
-    from tools.broker import Broker
-    from tools.mqttrec import Recorder
+    from tools.host.broker import Broker
+    from tools.host.mqttrec import Recorder
     path = os.path.join(str(tmp_path), "scenario.json")
     with open(path, "w") as f:
-        json.dump(scenario("energy_bench.json"), f)
-    bench = hostenv.BenchProcess(path)
+        json.dump(scenario("energy.json"), f)
+    bench = hostenv.SimProcess(path)
     ctl = bench.client()
     broker = Broker()
     cfg = base_config(mode="sleep", period_s=60, save_s=3000, node={"id": "sl2"},

@@ -2,7 +2,7 @@
 
 - discovery payloads against Home Assistant's rules, the message flow, HA's re-announcement;
 - hundreds of malformed commands: an error result each, no crash, no change; valid ones work;
-- broker restart and WiFi outages: recovery, totals equal to the bench's truth, never smaller;
+- broker restart and WiFi outages: recovery, totals equal to the simulator's truth, never smaller;
 - the outage bound: backoff between attempts, then the configured action.
 """
 import json
@@ -15,11 +15,11 @@ import time
 import pytest
 
 from ha_rules import check_device_message, energy_dashboard_ok, expand
-from tools.mqttrec import Recorder
+from tools.host.mqttrec import Recorder
 from nodeharness import NodeRun, base_config, read_ledger, scenario, totals_by_name
 from test_node_energy import zero_loads
 
-from tools.broker import Broker, make_test_ca
+from tools.host.broker import Broker, make_test_ca
 
 MODULES = [
     {"address": "0x50", "name": "ui3", "channels": ["house", "solar", ""]},
@@ -62,7 +62,7 @@ def assert_never_decreasing(rec):
 def test_discovery_states_and_ha_reannouncement(tmp_path):
     broker = Broker()
     try:
-        with Recorder(broker) as rec, NodeRun(tmp_path, scenario("energy_bench.json"),
+        with Recorder(broker) as rec, NodeRun(tmp_path, scenario("energy.json"),
                                              net_config(broker)) as run:
             run.ctl.set_load(module="ui3", ch=0, load=1500)
             run.ctl.set_load(module="basic-pv", ch=0, load=-800)
@@ -153,7 +153,7 @@ def test_malformed_commands_refused_valid_ones_work(tmp_path):
     broker = Broker()
     rng = random.Random(7)
     try:
-        with Recorder(broker) as rec, NodeRun(tmp_path, scenario("energy_bench.json"),
+        with Recorder(broker) as rec, NodeRun(tmp_path, scenario("energy.json"),
                                              net_config(broker, period_s=30,
                                                         mqtt={"allow_totals": True})) as run:
             run.ctl.set_load(module="ui3", ch=0, load=2000)
@@ -218,7 +218,7 @@ def test_broker_restart_and_wifi_outages_lose_no_energy(tmp_path):
         rec = Recorder(broker)
         rec.connect()
         cfg = net_config(broker, period_s=10, link={"backoff_min_s": 1, "backoff_max_s": 8})
-        with NodeRun(tmp_path, scenario("energy_bench.json"), cfg) as run:
+        with NodeRun(tmp_path, scenario("energy.json"), cfg) as run:
             run.wait_for("metering: 2 meter(s)")    # the truth counts from the primer latch
             run.ctl.set_load(module="ui3", ch=0, load=1200)
             run.ctl.set_load(module="basic-pv", ch=0, load=-700)
@@ -311,7 +311,7 @@ def test_outage_bound_backoff_then_reset(tmp_path):
     broker.stop()                                   # nobody listens on that port
     cfg = net_config(broker, link={"backoff_min_s": 1, "backoff_max_s": 4, "max_attempts": 5,
                                    "action": "reset"})
-    with NodeRun(tmp_path, scenario("energy_bench.json"), cfg) as run:
+    with NodeRun(tmp_path, scenario("energy.json"), cfg) as run:
         run.wait_for("outage bound reached", timeout=60)
         run.proc.wait(15)
         out = run.output()
@@ -342,7 +342,7 @@ def test_tls_with_the_ca_file_and_a_wrong_ca_refused(tmp_path):
             d.mkdir()
             cfg = net_config(broker, link={"backoff_min_s": 1, "backoff_max_s": 2})
             cfg["mqtt"].update(port=broker.tls_port, tls=True, ca_file="ca.pem")
-            run = NodeRun(d, scenario("energy_bench.json"), cfg)
+            run = NodeRun(d, scenario("energy.json"), cfg)
             shutil.copy(ca, os.path.join(run.fs, "ca.pem"))
             mark = rec.mark()
             with run:
@@ -373,7 +373,7 @@ def test_non_ascii_names_arrive_intact_and_cost_no_reconnect(tmp_path):
     base = "zähler/haus/rbnode-00beef"      # a non-ASCII topic prefix
     mods = [{"address": "0x50", "name": mod_name, "channels": names}]
     try:
-        with Recorder(broker) as rec, NodeRun(tmp_path, scenario("energy_bench.json"), net_config(
+        with Recorder(broker) as rec, NodeRun(tmp_path, scenario("energy.json"), net_config(
                 broker, modules=mods, node={"name": node_name},
                 mqtt={"base_topic": "zähler/haus"})) as run:
             run.ctl.set_load(module="ui3", ch=0, load=1500)

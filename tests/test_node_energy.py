@@ -1,4 +1,4 @@
-"""The node's energy against the bench's ground truth, with faults (issue 4, 'done when').
+"""The node's energy against the simulator's ground truth, with faults (issue 4, 'done when').
 
 Four modules on one bus, DRDY wired-OR: a UI3 (BASIC, import), a UI1 BASIC with export, a
 UI2 STANDARD with export, an I3 (currents only). Loads change every few seconds, 20 % of
@@ -20,7 +20,7 @@ MODULES = [
 # (seconds from start, module, channel, watts): imports, exports, sign changes, steps.
 # A sign change goes through 0 W for a second: a module reports the net power of each 200 ms
 # window, so import and export inside one window net out (a limit of any window meter, not
-# of the node; tests/test_bench_period.py shows it against the truth).
+# of the node; tests/test_sim_period.py shows it against the truth).
 SCHEDULE = [
     (0, "ui3", 0, 1500), (0, "ui3", 1, 300), (0, "ui3", 2, 60),
     (0, "basic-pv", 0, 400), (0, "standard", 0, 800), (0, "standard", 1, -1200),
@@ -77,7 +77,7 @@ def check_totals(ledger, truth, rel=5e-4, floor_wh=0.002):
 
 @pytest.mark.xdist_group("cpu")
 def test_energy_within_0_05_percent_with_faults(tmp_path):
-    sc = scenario("energy_bench.json", **{n: {"gc_enable": True}
+    sc = scenario("energy.json", **{n: {"gc_enable": True}
                                            for n in ("ui3", "basic-pv", "standard")})
     cfg = base_config(modules=MODULES, i2c={"retries": 3})
     with NodeRun(tmp_path, sc, cfg) as run:

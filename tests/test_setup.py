@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from tools.hostenv import ROOT
+from tools.host.hostenv import ROOT
 
 
 def setup(tmp_path, **env):

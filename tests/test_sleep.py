@@ -1,7 +1,7 @@
-"""Sleep mode (issue 6): the battery logger on the unix port, bench time fast-forwarded through
+"""Sleep mode (issue 6): the battery logger on the unix port, simulated time fast-forwarded through
 each deep sleep, publishing to a real mosquitto through mqtt_as at every wake. 80 cycles with
 changing loads, a stale latch, a module reboot while the node sleeps, RTC memory corrupted and
-runs of wakes without WiFi: every channel within 0.1 % of the bench's truth, less only the
+runs of wakes without WiFi: every channel within 0.1 % of the simulator's truth, less only the
 energy nobody could measure (before the rebooted module's boot) or that the flash ledger had
 not kept yet (the periods lost with RTC memory), totals that never decrease, and every period
 record on the broker once, in order, the ones of the offline wakes after the network came back.
@@ -13,13 +13,13 @@ import re
 import subprocess
 
 import pytest
-from tools.mqttrec import Recorder
+from tools.host.mqttrec import Recorder
 from nodeharness import base_config, read_ledger, scenario
 from nodeharness import rtc_state as _rtc_state
 
-from tools import hostenv
-from tools.broker import Broker
-from tools.hostrun import HostNode
+from tools.host import hostenv
+from tools.host.broker import Broker
+from tools.host.hostrun import HostNode
 
 PERIOD_S = 120
 SAVE_S = 1900                    # the flash ledger every 16 wakes (1920 s; 1800 s is 15)
@@ -64,8 +64,8 @@ def net_config(broker, **kw):
 def bench_and_broker(tmp_path):
     path = os.path.join(str(tmp_path), "scenario.json")
     with open(path, "w") as f:
-        json.dump(scenario("energy_bench.json"), f)
-    bench = hostenv.BenchProcess(path)
+        json.dump(scenario("energy.json"), f)
+    bench = hostenv.SimProcess(path)
     return bench, bench.client(), Broker()
 
 
@@ -81,7 +81,7 @@ def test_eighty_sleep_cycles_count_every_wh(tmp_path):
     cycle = [0]
 
     def sleep(ms):
-        """The bench's world goes on while the node sleeps; faults land mid-sleep."""
+        """The simulator's world goes on while the node sleeps; faults land mid-sleep."""
         if cycle[0] == REBOOT_AT:
             ctl.fast_forward(ms=ms // 2)
             t = import_truth(ctl)["ui3"]      # measured by nobody: before its boot

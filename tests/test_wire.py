@@ -3,7 +3,7 @@
 - a fuzz of more than 2000 commands (random bytes, invalid UTF-8, empty, 600 B, 64 KB and
   1 MB payloads, deep nesting, huge numbers, gated and rate-limited commands, retained ones,
   floods): no crash, no reboot, no reconnect, a result or a counted drop for each, totals
-  equal to the bench's truth;
+  equal to the simulator's truth;
 - a TLS server that accepts the connection and never answers: the event loop keeps running
   (no watchdog reset), periods keep closing, the attempts back off;
 - no secret (WiFi or MQTT password) in anything the node prints, writes or publishes.
@@ -20,8 +20,8 @@ from types import SimpleNamespace
 
 from nodeharness import NodeRun, read_ledger, scenario, totals_by_name
 from test_mqtt import BASE, net_config
-from tools.broker import Broker
-from tools.mqttrec import Recorder
+from tools.host.broker import Broker
+from tools.host.mqttrec import Recorder
 
 CMD = BASE + "/cmd/"
 
@@ -104,7 +104,7 @@ def test_a_command_fuzz_costs_nothing_and_every_command_is_answered_or_counted(t
                 rec.publish(topic, payload, retain=True)
             sent, oversize = 3, 1
             mark = rec.mark()
-            with NodeRun(tmp_path, scenario("energy_bench.json"), cfg) as run:
+            with NodeRun(tmp_path, scenario("energy.json"), cfg) as run:
                 run.ctl.set_load(module="ui3", ch=0, load=2000)
                 run.ctl.set_load(module="basic-pv", ch=0, load=-700)
 
@@ -185,7 +185,7 @@ def test_a_command_fuzz_costs_nothing_and_every_command_is_answered_or_counted(t
             assert "crashed" not in out
             print("fuzz: %d commands, %d results (%d ok), %d counted drops, flood %.1f s" % (
                 sent, len(results), len(ok), h["rx_drops"], time.monotonic() - t_flood))
-            # totals: what the bench measured, not a Wh more or less
+            # totals: what the simulator measured, not a Wh more or less
             tot = totals_by_name(read_ledger(run.fs))
             for mod, k in (("ui3", 0), ("basic-pv", 1)):
                 wh = tot[mod][0][k]
@@ -231,7 +231,7 @@ def test_a_tls_server_that_never_answers_blocks_nothing(tmp_path):
                      link={"backoff_min_s": 2, "backoff_max_s": 8})
     cfg["mqtt"]["tls"] = True
     try:
-        with NodeRun(tmp_path, scenario("energy_bench.json"), cfg) as run:
+        with NodeRun(tmp_path, scenario("energy.json"), cfg) as run:
             run.wait_for("connect attempt 3 in", timeout=150)    # two backoffs seen
             assert run.proc.poll() is None
             assert run.stop() == 0
@@ -261,7 +261,7 @@ def test_no_secret_in_any_output(tmp_path):
     cfg = net_config(broker, wifi={"ssid": "bench-ap", "password": wifi_pw},
                      mqtt={"user": "node", "password": mqtt_pw, "health_s": 10})
     try:
-        with Recorder(broker) as rec, NodeRun(tmp_path, scenario("energy_bench.json"),
+        with Recorder(broker) as rec, NodeRun(tmp_path, scenario("energy.json"),
                                              cfg) as run:
             rec.wait(lambda m: m.topic == BASE + "/ui3/energy", timeout=40, what="energy")
             for name, payload in (("set_total", b'{"id": "t", "module": "ui3", "channel": 0, '
@@ -297,7 +297,7 @@ def test_a_broker_restart_is_one_line_in_the_log(tmp_path):
     broker = Broker()
     port = broker.port
     try:
-        with NodeRun(tmp_path, scenario("energy_bench.json"),
+        with NodeRun(tmp_path, scenario("energy.json"),
                      net_config(broker, link={"backoff_min_s": 1, "backoff_max_s": 2})) as run:
             run.wait_for("link: connected", timeout=30)
             for i in range(2):

@@ -1,6 +1,6 @@
 """A real Home Assistant for the tests (CPython): its own network namespace, a private config.
 
-    with HomeAssistant(tmp_dir, broker) as ha:      # broker: tools.broker.Broker
+    with HomeAssistant(tmp_dir, broker) as ha:      # broker: tools.host.broker.Broker
         ha.wait_entities(lambda states: ...)
         ha.ws({"type": "energy/validate"})          # the websocket API, as the frontend uses it
         ha.log_problems()                           # MQTT / sensor warnings and errors
@@ -21,7 +21,7 @@ import urllib.request
 import uuid
 
 from tools import ha_env
-from tools.hostenv import stop_process
+from tools.host.hostenv import stop_process
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PORT = 8123

@@ -79,6 +79,6 @@ if ! mqtt_as_ok; then
     fi
   fi
 fi
-MICROPYPATH="$ROOT/tools/hostboard:.frozen:$MPLIB" "$VENV/bin/micropython" -c "import mqtt_as" \
+MICROPYPATH="$ROOT/tools/host/board:.frozen:$MPLIB" "$VENV/bin/micropython" -c "import mqtt_as" \
   || die "mqtt_as in $MPLIB does not import on the unix port (with the host board shims)"
 say "ok: $("$VENV/bin/micropython" -c 'import sys; print(sys.implementation.name, sys.implementation.version[:3])'), mosquitto, mqtt_as @ ${MQTT_AS_COMMIT:0:10}"

@@ -190,8 +190,8 @@ async def _wake(node, board):
     network step (wakenet.py) within sleep.awake_s; kept awake while the stay_awake flag is
     on. Returns (ms to sleep, the pin that may end the sleep early or None)."""
     from time import ticks_diff, ticks_ms
-    from .sleeper import Sleeper
-    from .wakeline import WakeLine
+    from .sleep.sleeper import Sleeper
+    from .sleep.wakeline import WakeLine
     cfg = node.cfg
     node.tasks.spawn(_feed(board))
     sleeper = Sleeper(node)
@@ -208,7 +208,8 @@ async def _wake(node, board):
     day = max(1, 86400 // cfg["period_s"])      # discovery: after a cold boot, then daily
     await net.deliver(budget, discovery=cfg["mqtt"]["discovery"] and (
         not sleeper.restored or sleeper.wakes % day == 0))
-    if sleeper.unchecked and net.pub.reconciled and not net.pub.floor_pending():
+    if sleeper.unchecked and net.pub.reconciled and \
+            not net.pub.floors.pending(node.meters, node.ledger):
         sleeper.unchecked = False                  # the broker's floors are passed
         sleeper.keep()
     while node.stay_awake:
@@ -236,8 +237,8 @@ async def _feed(board):
 def _wake_network(node, cfg, sleeper):
     """The network step of a wake (wakenet.py)."""
     def make():
-        from .backlog import Backlog
-        from .wakenet import WakeNet
+        from .sleep.backlog import Backlog
+        from .sleep.wakenet import WakeNet
         return WakeNet(node, cfg, Backlog("backlog.jsonl", cfg["sleep"]["backlog"]),
                        reconcile=sleeper.unchecked)
     return _mqtt_service(cfg, make, "totals are kept on the device")
@@ -260,7 +261,7 @@ def _mqtt_service(cfg, make, otherwise):
 def _network(node, cfg):
     """The MQTT service, when mqtt.host is set (else the node only measures)."""
     def make():
-        from .publisher import Publisher
+        from .net.publisher import Publisher
         return Publisher(node, cfg)
     net = _mqtt_service(cfg, make, "measuring only")
     if net is None:

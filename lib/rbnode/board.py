@@ -1,6 +1,6 @@
 """The board: every hardware object of the node is made here and handed to the others.
 
-ESP32, RP2040 (Pico W) and the unix-port host board (tools/hostboard) differ in:
+ESP32, RP2040 (Pico W) and the unix-port host board (tools/host/board) differ in:
   - RTC memory: ESP32 keeps 2 KB across deep sleep and resets; RP2040 has none (None here).
   - hard IRQs: both chips run `hard=True` handlers in interrupt context (no allocation);
     the host board runs them under heap_lock to catch the same mistakes.
@@ -111,7 +111,7 @@ class Board:
 
     def rtc_ms(self):
         """ms since 1970 on the RTC: it keeps counting through deep sleep (ESP32; the host
-        board's follows the bench's world clock). RP2040: reset by its deep sleep."""
+        board's follows the simulator's world clock). RP2040: reset by its deep sleep."""
         y, mo, d, _wd, h, mi, s, sub = self.rtc.datetime()
         t = time.mktime((y, mo, d, h, mi, s, 0, 0))
         if time.gmtime(0)[0] == 2000:

@@ -12,9 +12,9 @@ from . import config as _config
 from . import log
 from .hub import Hub
 from .ledger import Ledger, LedgerError
-from .meter import Meter
-from .metering import Metering
-from .sampler import POLL_MS, Sampler
+from .measure.meter import Meter
+from .measure.metering import Metering
+from .measure.sampler import POLL_MS, Sampler
 from .tasks import Supervisor
 
 RETRY_S = 15          # missing modules are looked for again this often

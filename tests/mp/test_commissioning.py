@@ -1,9 +1,9 @@
-# lib/rbamp/commissioning.py against the bench server.
-# bench: tests/mp/commission_bench.json
+# lib/rbamp/commissioning.py against the simulator.
+# sim: tools/host/sim/scenarios/commission.json
 # timeout: 120
 import time
 
-import _bench
+import _sim
 import machine
 from mptest import eq, near, raises, run
 
@@ -13,7 +13,7 @@ i2c = machine.I2C(0, freq=50000)
 
 
 def flash_writes(name):
-    return [m for m in _bench.ctl("modules")["modules"] if m["name"] == name][0]["flash_writes"]
+    return [m for m in _sim.ctl("modules")["modules"] if m["name"] == name][0]["flash_writes"]
 
 
 def test_virgin_module_class_first_then_one_save():
@@ -114,7 +114,7 @@ def test_factory_reset_only_in_develop_mode_and_errors_clear():
     eq((d.read_last_error(), d.has_error()), (0, False))
     dev = RbAmp(i2c, 0x54).begin(prime=False)
     eq(dev.read_label(), "bench")
-    _bench.ctl("module_fault", module="fresh", action="unplug")   # 0x50 must be free
+    _sim.ctl("module_fault", module="fresh", action="unplug")   # 0x50 must be free
     dev.factory_reset()                                  # develop mode: erases user config
     eq((dev.addr, dev.read_last_error(), dev.read_label()), (0x50, 0xFB, ""))
     eq(0x54 in i2c.scan(), False)

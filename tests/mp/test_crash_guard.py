@@ -1,7 +1,7 @@
 # The boot-loop guard (lib/rbnode/app.py) when the filesystem refuses every write: the crash
 # count goes to RTC memory (continuous mode) and three crashes in a row still end in safe
 # mode; a crash that can be counted nowhere is reported (the restart then waits).
-# bench: tests/scenarios/energy_bench.json
+# sim: tools/host/sim/scenarios/energy.json
 # timeout: 60
 import json
 import os

@@ -1,9 +1,9 @@
-# lib/rbamp against the bench server: detection, RT reads, faults, period energy.
-# bench: tests/mp/driver_bench.json
+# lib/rbamp against the simulator: detection, RT reads, faults, period energy.
+# sim: tools/host/sim/scenarios/driver.json
 # timeout: 150
 import time
 
-import _bench
+import _sim
 import machine
 import micropython
 from mptest import eq, near, raises, run
@@ -14,7 +14,7 @@ i2c = machine.I2C(0, freq=50000)
 
 
 def counters(addr):
-    return _bench.ctl("counters")["counters"].get(str(addr), {"transactions": 0})
+    return _sim.ctl("counters")["counters"].get(str(addr), {"transactions": 0})
 
 
 def test_begin_detects_identity():
@@ -98,7 +98,7 @@ def test_nack_storm_never_returns_a_wrong_value():
     d = RbAmp(i2c, 0x50, tries=3).begin(prime=False)
     d.reset_counters()
     exact = (230.0, 10.0, -460.0)
-    _bench.ctl("faults", nack=0.2, ghost="last", seed=7)
+    _sim.ctl("faults", nack=0.2, ghost="last", seed=7)
     ok = failed = 0
     try:
         for _ in range(3000):
@@ -113,7 +113,7 @@ def test_nack_storm_never_returns_a_wrong_value():
                     raise AssertionError("wrong value %r after %d reads" % (got, ok))
             ok += 1
     finally:
-        _bench.ctl("faults", nack=0.0, ghost="keep")
+        _sim.ctl("faults", nack=0.0, ghost="keep")
     if not (d.retry_count_total > 300 and failed < 60 and d.retry_exhaustion_count == failed):
         raise AssertionError("retries %d, exhausted %d, failed %d"
                              % (d.retry_count_total, d.retry_exhaustion_count, failed))
@@ -122,10 +122,10 @@ def test_nack_storm_never_returns_a_wrong_value():
 
 def test_period_energy_matches_truth():
     d = RbAmp(i2c, 0x50).begin()
-    truth0 = _bench.ctl("truth")["truth"]["ui3"]
+    truth0 = _sim.ctl("truth")["truth"]["ui3"]
     time.sleep_ms(2000)
     snap = d.read_period_snapshot()
-    truth1 = _bench.ctl("truth")["truth"]["ui3"]
+    truth1 = _sim.ctl("truth")["truth"]["ui3"]
     eq(snap.valid, True)
     near(snap.avg_power[0], 1150.0, 0.01)
     near(snap.avg_power[1], 0.0, 0.0)       # BASIC: export clamped out
@@ -173,7 +173,7 @@ def test_stale_latch_keeps_the_anchor():
 def test_module_reboot_restarts_the_anchor():
     d = RbAmp(i2c, 0x50).begin()
     time.sleep_ms(400)
-    _bench.ctl("module_fault", module="ui3", action="reboot")
+    _sim.ctl("module_fault", module="ui3", action="reboot")
     time.sleep_ms(700)
     before = d.energy.uwh(0)
     snap = d.read_period_snapshot()

@@ -1,9 +1,9 @@
-# The rest of the public driver API against the bench server.
-# bench: tests/mp/driver_bench.json
+# The rest of the public driver API against the simulator.
+# sim: tools/host/sim/scenarios/driver.json
 # timeout: 120
 import time
 
-import _bench
+import _sim
 import machine
 from mptest import eq, near, raises, run
 
@@ -44,9 +44,9 @@ def test_not_ready_right_after_a_reset():
     except OSError:
         pass
     time.sleep_ms(310)
-    # the bench answers after 300 ms and has committed since the reset: ready again
+    # the simulator answers after 300 ms and has committed since the reset: ready again
     d.require_ready()
-    _bench.ctl("module_fault", module="i3", action="power_cycle", value=0)
+    _sim.ctl("module_fault", module="i3", action="power_cycle", value=0)
     time.sleep_ms(15)                           # ACKs after 10 ms, first commit at 50 ms
     raises(RbAmpNotReadyError, d.require_ready)
     eq(d.read_last_error(), 0xFC)

@@ -1,9 +1,9 @@
-# lib/rbamp/fleet.py against the bench server: General Call with witness, fallbacks.
-# bench: tests/mp/fleet_bench.json
+# lib/rbamp/fleet.py against the simulator: General Call with witness, fallbacks.
+# sim: tools/host/sim/scenarios/fleet.json
 # timeout: 120
 import time
 
-import _bench
+import _sim
 import machine
 from mptest import eq, near, run
 
@@ -14,8 +14,8 @@ LOADS = {0x50: [1000.0], 0x51: [500.0, 250.0], 0x52: [2000.0]}
 
 
 def check_energy(fleet, rounds):
-    """Energy per module and channel vs the bench truth over the same rounds."""
-    t0 = _bench.ctl("truth")["truth"]
+    """Energy per module and channel vs the simulator truth over the same rounds."""
+    t0 = _sim.ctl("truth")["truth"]
     e0 = {m.addr: [m.energy.uwh(c) for c in range(m.channels)] for m in fleet.modules}
     for _ in range(rounds):
         time.sleep_ms(600)
@@ -24,7 +24,7 @@ def check_energy(fleet, rounds):
                 raise AssertionError("0x%02x: %r" % (m.addr, snap))
             for c in range(m.channels):
                 near(snap.avg_power[c], LOADS[m.addr][c], 0.01)
-    t1 = _bench.ctl("truth")["truth"]
+    t1 = _sim.ctl("truth")["truth"]
     names = {0x50: "a", 0x51: "b", 0x52: "c"}
     for m in fleet.modules:
         for c in range(m.channels):
@@ -49,10 +49,10 @@ def test_mixed_fleet_latches_sequentially():
 
 def test_enable_gc_then_broadcast_with_witness():
     c = RbAmp(i2c, 0x52).begin(prime=False)
-    flash0 = [m for m in _bench.ctl("modules")["modules"] if m["name"] == "c"][0]["flash_writes"]
+    flash0 = [m for m in _sim.ctl("modules")["modules"] if m["name"] == "c"][0]["flash_writes"]
     eq(c.enable_gc(True, group=7), True)   # group + GC_ENABLE, one save, reset
     eq(c.gc_enabled(), True)
-    flash1 = [m for m in _bench.ctl("modules")["modules"] if m["name"] == "c"][0]["flash_writes"]
+    flash1 = [m for m in _sim.ctl("modules")["modules"] if m["name"] == "c"][0]["flash_writes"]
     eq(flash1 - flash0, 1)
     eq(c.enable_gc(True, group=7), False)  # already so: no flash write
     f = Fleet(i2c, group=7).begin()
@@ -81,8 +81,8 @@ def test_node_metering_latches_one_by_one_while_a_module_is_missing():
 
     from rbnode import config
     from rbnode.ledger import Ledger
-    from rbnode.meter import Meter
-    from rbnode.metering import Metering
+    from rbnode.measure.meter import Meter
+    from rbnode.measure.metering import Metering
     cfg = config.check({"modules": [{"address": 0x50, "name": "a"},
                                     {"address": 0x51, "name": "b"}]})[0]
     ledger = Ledger("/tmp/rbnode-fleet-test-energy")
@@ -97,7 +97,7 @@ def test_node_metering_latches_one_by_one_while_a_module_is_missing():
     def cycle():
         time.sleep_ms(600)
         asyncio.run(met.cycle())
-        return _bench.ctl("truth")["at_latch"]
+        return _sim.ctl("truth")["at_latch"]
     cycle()                                  # the primer
     eq(met.fleet.gc, True)
     before = cycle()

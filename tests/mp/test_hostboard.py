@@ -1,9 +1,9 @@
-# Host board shims (tools/hostboard) against a real bench server.
-# bench: default
+# Host board shims (tools/host/board) against a real simulator.
+# sim: default
 import struct
 import time
 
-import _bench
+import _sim
 import machine
 import micropython
 import network
@@ -14,7 +14,7 @@ buf = bytearray(56)
 
 
 def wait_ready(addr, ms=1000):
-    """Modules power up with the bench: READY (STATUS bit0) comes with the first commit."""
+    """Modules power up with the simulator: READY (STATUS bit0) comes with the first commit."""
     t0 = time.ticks_ms()
     while not i2c.readfrom_mem(addr, 0x00, 1)[0] & 1:
         if time.ticks_diff(time.ticks_ms(), t0) > ms:
@@ -79,17 +79,17 @@ def test_hot_path_allocates_nothing():
 
 
 def test_injected_nacks_raise_eio_and_keep_the_buffer():
-    _bench.ctl("faults", nack=1.0, ghost="keep")
+    _sim.ctl("faults", nack=1.0, ghost="keep")
     try:
         mark = bytearray(b"\xaa" * 4)
         e = raises(OSError, i2c.readfrom_mem_into, 0x50, 0x86, mark)
         eq(e.args[0], 5)
         eq(bytes(mark), b"\xaa" * 4)  # 'keep': the failed read left the old bytes
-        _bench.ctl("faults", ghost="signature")
+        _sim.ctl("faults", ghost="signature")
         raises(OSError, i2c.readfrom_mem_into, 0x50, 0x86, mark)
         eq(bytes(mark), b"\x3c\x2f\xfb\x3f")  # the 1.962 ghost of an ESP32 (§2.8)
     finally:
-        _bench.ctl("faults", nack=0.0, ghost="keep")
+        _sim.ctl("faults", nack=0.0, ghost="keep")
 
 
 def test_drdy_edges_reach_the_irq_handler():
@@ -170,8 +170,8 @@ def test_hard_irq_preempts_a_blocking_call_soft_irq_waits():
 
 
 def test_alarm_holds_drdy_low():
-    _bench.ctl("module_fault", module="mains", action="unplug")
-    _bench.ctl("module_fault", module="sub-panel", action="unplug")
+    _sim.ctl("module_fault", module="mains", action="unplug")
+    _sim.ctl("module_fault", module="sub-panel", action="unplug")
     try:
         i2c.writeto_mem(0x51, 0x2A, b"\xff")  # clear all event flags
         i2c.writeto_mem(0x51, 0x2B, b"\x01")  # EVENT_MASK: PERIOD_READY holds DRDY
@@ -183,8 +183,8 @@ def test_alarm_holds_drdy_low():
         eq(machine.Pin(14, machine.Pin.IN).value(), 1)
     finally:
         i2c.writeto_mem(0x51, 0x2B, b"\x00")
-        _bench.ctl("module_fault", module="mains", action="replug")
-        _bench.ctl("module_fault", module="sub-panel", action="replug")
+        _sim.ctl("module_fault", module="mains", action="replug")
+        _sim.ctl("module_fault", module="sub-panel", action="replug")
 
 
 def test_rtc_memory_and_clock():
@@ -211,11 +211,11 @@ def test_wlan_link_follows_the_bench():
     time.sleep_ms(network.ASSOC_MS + 100)
     eq(w.isconnected(), True)
     eq(w.status(), network.STAT_GOT_IP)
-    _bench.ctl("wifi", up=False, rssi=-80)
+    _sim.ctl("wifi", up=False, rssi=-80)
     time.sleep_ms(150)
     eq(w.isconnected(), False)
     eq(w.status(), network.STAT_NO_AP_FOUND)
-    _bench.ctl("wifi", up=True)
+    _sim.ctl("wifi", up=True)
     time.sleep_ms(150 + network.ASSOC_MS)
     eq(w.isconnected(), True)
     eq(w.status("rssi"), -80)

@@ -1,11 +1,11 @@
 # The real mqtt_as on the unix port: private mosquitto, WLAN link from the bench.
-# bench: default
+# sim: default
 # broker: yes
 # timeout: 90
 import asyncio
 import os
 
-import _bench
+import _sim
 from mptest import eq, run
 
 from mqtt_as import MQTTClient, config
@@ -26,11 +26,11 @@ async def _scenario(log):
     await c.publish("t/echo", "one", qos=1)
     log.append(await asyncio.wait_for(_next(c), 5))
     c.down.clear()
-    _bench.ctl("wifi", up=False)                 # the access point goes away
+    _sim.ctl("wifi", up=False)                 # the access point goes away
     await asyncio.wait_for(c.down.wait(), 10)
     log.append("down")
     c.up.clear()
-    _bench.ctl("wifi", up=True)
+    _sim.ctl("wifi", up=True)
     await asyncio.wait_for(c.up.wait(), 40)      # mqtt_as reconnects by itself
     log.append("up")
     await c.subscribe("t/echo", 1)

@@ -4,11 +4,11 @@ import json
 
 from mptest import eq, raises, run
 
-from rbnode import discovery
-from rbnode.commands import CommandError, parse
+from rbnode.net import discovery
+from rbnode.net.commands import CommandError, parse
 from rbnode.integrate import kwh, parse_kwh_uwh
-from rbnode.outbox import Outbox
-from rbnode.backlog import Backlog
+from rbnode.net.outbox import Outbox
+from rbnode.sleep.backlog import Backlog
 
 
 def test_outbox_values_coalesce_records_drop_oldest_results_kept():
@@ -165,7 +165,7 @@ class _Net:
 
 
 def test_every_bad_command_gets_an_answer():
-    from rbnode.commands import Commands
+    from rbnode.net.commands import Commands
     net = _Net()
     cmds = Commands(None, net)
     for name, payload in (("latch", b"[" * 200 + b"]" * 200), ("latch", b"\xff"),
@@ -192,7 +192,7 @@ def test_every_bad_command_gets_an_answer():
 
 
 def test_rate_limits_a_burst_then_one_per_interval():
-    from rbnode.commands import Rate
+    from rbnode.net.commands import Rate
     r = Rate({"latch": (3, 10)})
     t = 1000
     eq([r.wait_s("latch", t) for _ in range(5)], [0, 0, 0, 10, 10])
@@ -219,7 +219,7 @@ def test_totals_commands_are_bounded():
 
 
 def test_retained_totals_parse_whatever_the_spacing():
-    from rbnode.publisher import energy_json, parse_energy
+    from rbnode.net.payload import energy_json, parse_energy
     ours = energy_json("ab12", [[1234567891234000, 5], [0, 10**15]])
     want = ("ab12", [1234567891234000, 0], [0, 10**15])
     eq(parse_energy(ours), want)
@@ -234,7 +234,7 @@ def test_retained_totals_parse_whatever_the_spacing():
 def test_ca_file_pem_becomes_der():
     from binascii import b2a_base64
 
-    from rbnode.link import ca_der
+    from rbnode.net.link import ca_der
     der = bytes(range(256)) * 3                  # any DER body: 768 bytes, 1024 in base64
     b64 = b2a_base64(der).strip()
     pem = b"subject=CN = test\n-----BEGIN CERTIFICATE-----\n"

@@ -1,12 +1,12 @@
 # The node's internal interface (lib/rbnode/hub.py), as the connectivity layer uses it: the
-# node runs in this process against the bench; a consumer task reads period records, power
+# node runs in this process against the simulator; a consumer task reads period records, power
 # events, totals and health while sampling goes on.
-# bench: tests/scenarios/energy_bench.json
+# sim: tools/host/sim/scenarios/energy.json
 # timeout: 90
 import asyncio
 import os
 
-import _bench
+import _sim
 from mptest import eq, run
 
 from rbnode import config
@@ -52,8 +52,8 @@ def test_hub_delivers_periods_events_totals_and_health():
             pass
     cfg, errs = config.check(CFG)
     eq(errs, [])
-    _bench.ctl("set_load", module="ui3", ch=0, load=800)
-    _bench.ctl("set_load", module="basic-pv", ch=0, load=-1500)
+    _sim.ctl("set_load", module="ui3", ch=0, load=800)
+    _sim.ctl("set_load", module="basic-pv", ch=0, load=-1500)
     node = Node(cfg, Board(cfg["i2c"]))
     node.start()
     hub = node.hub
@@ -67,7 +67,7 @@ def test_hub_delivers_periods_events_totals_and_health():
         for _ in range(3):                                          # the primer cycle
             first.append(await hub.periods.get())
         await asyncio.sleep(1)                                      # the level settles at 800 W
-        _bench.ctl("set_load", module="ui3", ch=0, load=2800)      # a step: a power event
+        _sim.ctl("set_load", module="ui3", ch=0, load=2800)      # a step: a power event
         try:
             got["event"] = await asyncio.wait_for(hub.events.get(), 5)
         except asyncio.TimeoutError:

@@ -1,22 +1,21 @@
 # lib/rbnode parts on the unix port: integer power decoding, limb accumulators, the
 # allocation-free sampling path, step events, and the two-slot ledger.
-# bench: tests/scenarios/energy_bench.json
+# sim: tools/host/sim/scenarios/energy.json
 # timeout: 120
 import os
 import struct
 
-import _bench
+import _sim
 import machine
 import micropython
 from mptest import eq, near, raises, run
 
-from rbamp import RbAmp
 from rbamp.energy import to_mw
 from rbnode import config
-from rbnode.events import StepDetector
+from rbnode.measure.events import StepDetector
 from rbnode.integrate import Accumulators, f32_mw
 from rbnode.ledger import Ledger, LedgerError, decode, encode
-from rbnode.meter import Meter
+from rbnode.measure.meter import Meter
 
 i2c = machine.I2C(0, freq=50000)
 
@@ -88,7 +87,7 @@ def test_sampling_path_allocates_nothing():
     events = []
     m.on_event = lambda *a: events.append(a)
     for ch, w in ((0, 1500), (1, -300), (2, 60)):
-        _bench.ctl("set_load", module="ui3", ch=ch, load=w)
+        _sim.ctl("set_load", module="ui3", ch=ch, load=w)
     m.export = m.shadow.export = True
     import time
     time.sleep_ms(450)                       # two RT windows with the new loads
@@ -116,7 +115,7 @@ def test_settle_books_no_power_into_the_window_not_read_yet():
     m = _meter()
     import time
     for ch, w in ((0, 1000), (1, 0), (2, 0)):
-        _bench.ctl("set_load", module="ui3", ch=ch, load=w)
+        _sim.ctl("set_load", module="ui3", ch=ch, load=w)
     time.sleep_ms(450)
     m.shadow.lag = 200                              # sample times are DRDY edges (window ends)
     for t in (1000, 1200):
@@ -125,7 +124,7 @@ def test_settle_books_no_power_into_the_window_not_read_yet():
     m.shadow.settle()                               # a save at 1250: integrate to 1200, not 1250
     eq(m.shadow.t_rt, 1200)
     eq(m.shadow.acc.peek_uwh(0), 1000000 * 400 // 3600)
-    _bench.ctl("set_load", module="ui3", ch=0, load=3000)
+    _sim.ctl("set_load", module="ui3", ch=0, load=3000)
     time.sleep_ms(450)
     for t in (1400, 1600):                   # the window [1200, 1400] is the 3 kW one
         m.read()
@@ -158,12 +157,12 @@ def _sample_for(sampler, ms, during=None):
 
 
 def _phase_errors(ms):
-    """ms from each meter's last window edge to the bench's commit instant, modulo 200."""
+    """ms from each meter's last window edge to the simulator's commit instant, modulo 200."""
     import time
     t0 = time.ticks_ms()
-    bench_ms = _bench.ctl("time")["t_us"] // 1000
+    bench_ms = _sim.ctl("time")["t_us"] // 1000
     off = time.ticks_diff(t0 + time.ticks_diff(time.ticks_ms(), t0) // 2, 0) - bench_ms
-    commits = {d["name"]: d["last_commit_us"] for d in _bench.ctl("modules")["modules"]}
+    commits = {d["name"]: d["last_commit_us"] for d in _sim.ctl("modules")["modules"]}
     out = {}
     for m in ms:
         d = (time.ticks_diff(m.shadow.t_read, 0) - off - commits[m.id] // 1000) % 200
@@ -190,17 +189,17 @@ def test_shared_line_times_each_module_by_its_own_edge():
     any module was used before, up to a window off), its fast reboot (no gap in the edges)
     is seen, and a module is read only when it has a new window."""
     from rbnode.board import Board
-    from rbnode.sampler import Sampler
+    from rbnode.measure.sampler import Sampler
     ms = _fleet()
     s = Sampler(ms, Board(), shared_pin=4)
 
     def reboot():
-        _bench.ctl("module_fault", module="ui3", action="reboot")
+        _sim.ctl("module_fault", module="ui3", action="reboot")
     import time
     for attempt in range(5):                 # until the reboot puts ui3 >= 40 ms off phase
         time.sleep_ms(70 * attempt)          # 1.6 s is whole windows: shift the reboot's phase
         _sample_for(s, 1600, reboot)
-        c = {d["name"]: d["last_commit_us"] for d in _bench.ctl("modules")["modules"]}
+        c = {d["name"]: d["last_commit_us"] for d in _sim.ctl("modules")["modules"]}
         d = (c["ui3"] - c["standard"]) // 1000 % 200
         if 40 <= d <= 160:
             break
@@ -223,13 +222,12 @@ def test_a_reboot_period_is_judged_at_its_latch_not_at_its_booking():
     waits for the snapshot and retries a NACKed read meanwhile, the sampler goes on) belong
     to the next period. At a constant 2 kW the period holds 2 kW x the time between the two
     latches' last commits, however late the snapshot is read."""
-    import time
     from time import ticks_diff
     from rbnode.board import Board
-    from rbnode.sampler import Sampler
+    from rbnode.measure.sampler import Sampler
     m = _meter()
     for ch, w in ((0, 2000), (1, 0), (2, 0)):
-        _bench.ctl("set_load", module="ui3", ch=ch, load=w)
+        _sim.ctl("set_load", module="ui3", ch=ch, load=w)
     s = Sampler([m], Board(), shared_pin=4)
     sh = m.shadow
     _sample_for(s, 600)
@@ -237,7 +235,7 @@ def test_a_reboot_period_is_judged_at_its_latch_not_at_its_booking():
         sh.close_segment(m.dev.prime())    # the period starts at a latch
         sh.take_closed()
         c_prev = sh.c_last
-        _sample_for(s, 1200, lambda: _bench.ctl("module_fault", module="ui3", action="reboot"))
+        _sample_for(s, 1200, lambda: _sim.ctl("module_fault", module="ui3", action="reboot"))
         _sample_for(s, 600)
         t = m.dev.latch_period()
         sh.close_segment(t)
@@ -255,7 +253,7 @@ def test_late_stamp_is_not_a_restart():
     blackout), and the next edge puts the module back on its phase."""
     from time import ticks_add
     from rbnode.board import Board
-    from rbnode.sampler import Sampler
+    from rbnode.measure.sampler import Sampler
     ms = _fleet()
     s = Sampler(ms, Board(), shared_pin=4)
     _sample_for(s, 600)
@@ -271,7 +269,7 @@ def test_seq_path_allocates_nothing():
     """SEQ check, read and booking of a module on a shared line, under heap_lock."""
     import time
     from rbnode.board import Board
-    from rbnode.sampler import Sampler
+    from rbnode.measure.sampler import Sampler
     ms = _fleet()
     s = Sampler(ms, Board(), shared_pin=4)
     _sample_for(s, 500)
@@ -291,7 +289,7 @@ def test_seq_path_allocates_nothing():
 
 
 def test_sleep_state_rejects_garbage_and_names_why():
-    from rbnode.rtcstate import SIZE, StateError, pack, unpack
+    from rbnode.sleep.rtcstate import SIZE, StateError, pack, unpack
     led = Ledger("unused")
     led.meter("uid1", "a", 0x50, 2)
     led.add("uid1", 1, 5000, 7)
@@ -348,7 +346,7 @@ def test_detect_never_raises_on_a_noisy_bus():
     # error anywhere in it (the CT models read for the log line too) must not escape and
     # crash the node (in sleep mode that is a wake lost; three in a row: safe mode)
     spec = config.check({"modules": [{"address": 0x50, "name": "ui3"}]})[0]["modules"][0]
-    _bench.ctl("faults", nack=0.3, seed=21)
+    _sim.ctl("faults", nack=0.3, seed=21)
     found = missing = 0
     try:
         for i in range(60):
@@ -359,7 +357,7 @@ def test_detect_never_raises_on_a_noisy_bus():
                 missing += 1
                 assert m.problem, "a failed detection names its reason"
     finally:
-        _bench.ctl("faults", nack=0.0)
+        _sim.ctl("faults", nack=0.0)
     assert found > 10 and missing > 0, (found, missing)
 
 

@@ -3,7 +3,7 @@
 # cancels every one. Then the whole node with the real mqtt_as and mosquitto: every
 # supervised task of the node, the publisher and the link made to raise once (MemoryError
 # among them), and the node seen publishing again on the broker.
-# bench: tests/scenarios/energy_bench.json
+# sim: tools/host/sim/scenarios/energy.json
 # broker: yes
 # timeout: 150
 import asyncio
@@ -16,7 +16,7 @@ from mptest import eq, run
 from rbnode import config
 from rbnode.board import Board
 from rbnode.node import Node
-from rbnode.publisher import Publisher
+from rbnode.net.publisher import Publisher
 from rbnode.tasks import Supervisor
 
 from mqtt_as import MQTTClient, config as mqtt_defaults

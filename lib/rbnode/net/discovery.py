@@ -1,0 +1,204 @@
+"""Home Assistant MQTT discovery payloads (pure: no I/O, no hardware).
+
+    for oid, parts, most in devices(base, node_id, node_info, modules):
+        for i, payload in enumerate(parts):
+            publish(topic(prefix, oid, i), payload)     # retained
+
+Device-based discovery (HA 2024.11+): the node is one HA device (diagnostics), every module
+another (`via_device` the node), its values components of it. A device's components are
+packed, in a fixed order, into messages of at most LIMIT bytes (mqtt_as's guidance: design
+for about 1 KiB), sent to <prefix>/device/<object id>[_<n>]/config. The parts a device no
+longer needs (names got shorter) must be cleared with an empty retained message, so HA never
+keeps a stale copy: the publisher remembers how many it sent (discovery.json, across boots),
+and clears no slot it never published (HA warns for each).
+unique_id = <node id>_<module uid>_<key>: stable across re-addressing and renaming.
+
+Energy: kWh, device_class energy, state_class total_increasing. No published total ever
+decreases (the ledger never does, and the broker's retained total is a floor, publisher.py):
+the only decrease HA can see is one the user chose (restore_totals "ledger"); with
+total_increasing HA books a drop below 90 % as a new cycle (where `total` would book the
+whole lifetime as negative consumption), and subtracts a smaller dip with a warning.
+"""
+import json
+
+from .. import names
+
+LIMIT = 1024
+ORIGIN = {"name": "rbnode", "sw": ""}
+
+# key suffix -> (entity label, device class, unit, state class, value template field)
+ENTITIES = {
+    "i": ("current", "current", "A", "measurement"),
+    "p": ("power", "power", "W", "measurement"),
+    "s": ("apparent power", "apparent_power", "VA", "measurement"),
+    "q": ("reactive power", "reactive_power", "var", "measurement"),
+    "pf": ("power factor", "power_factor", None, "measurement"),
+    "ei": ("energy import", "energy", "kWh", "total_increasing"),
+    "ee": ("energy export", "energy", "kWh", "total_increasing"),
+}
+# node diagnostics: key in the health JSON -> (label, device class, unit, state class)
+DIAGNOSTICS = (
+    ("rssi", "WiFi signal", "signal_strength", "dBm", "measurement"),
+    ("uptime", "uptime", "duration", "s", "total_increasing"),
+    ("heap", "free heap", "data_size", "B", "measurement"),
+    ("retries", "I2C retries", None, None, "total_increasing"),
+    ("exhausted", "I2C retries exhausted", None, None, "total_increasing"),
+    ("stale", "stale latches", None, None, "total_increasing"),
+    ("rejects", "sanity rejects", None, None, "total_increasing"),
+    ("drops", "MQTT messages dropped", None, None, "total_increasing"),
+    ("rx_drops", "MQTT messages not taken in", None, None, "total_increasing"),
+    ("task_failures", "task failures", None, None, "total_increasing"),
+    ("storage", "ledger storage", None, None, None),
+    ("fw", "firmware", None, None, None),
+    ("reset", "last reset reason", None, None, None),
+)
+
+
+def slug(text):
+    """An entity-id fragment: lower case, [a-z0-9_] (Latin diacritics folded)."""
+    return names.slug(text, "_", 64) or "x"
+
+
+def _component(uid, eid, name, dclass, unit, sclass, tpl, extra=None):
+    c = {"p": "sensor", "name": sentence(name), "uniq_id": uid, "def_ent_id": "sensor." + eid}
+    if dclass:
+        c["dev_cla"] = dclass
+    if unit:
+        c["unit_of_meas"] = unit
+    if sclass:
+        c["stat_cla"] = sclass
+    c["val_tpl"] = "{{value_json.%s}}" % tpl
+    if extra:
+        c.update(extra)
+    return c
+
+
+def channel_name(mod, ch):
+    names = mod["channel_names"]
+    if ch < len(names) and names[ch]:
+        return names[ch] + " "
+    return "channel %d " % (ch + 1) if mod["channels"] > 1 else ""
+
+
+def sentence(name):
+    """An entity name as Home Assistant writes them ("Power", "House power"): HA shows it
+    after the device's name ("Kitchen Power"... "Kitchen House power")."""
+    return name[0].upper() + name[1:] if name and "a" <= name[0] <= "z" else name
+
+
+def _dumps(obj):
+    return json.dumps(obj, separators=(",", ":"))
+
+
+def _size(obj):
+    """Bytes on the wire (UTF-8), not characters: the limit is the broker's and mqtt_as's."""
+    return len(_dumps(obj).encode())
+
+
+def module_components(nid, mod):
+    """(measurements, energy): [(component id, config)] of one module in a fixed order.
+    mod: id, name (shown), uid, channels, channel_names, voltage, export (bool). Energy
+    components read the module's energy topic, the others its state topic."""
+    meas, energy = [], []
+    base_uid = "%s_%s_" % (nid, mod["uid"])
+    base_eid = "%s_%s_" % (slug(nid), slug(mod["id"]))
+    if mod["voltage"]:
+        meas.append(("u", _component(base_uid + "u", base_eid + "voltage", "voltage",
+                                     "voltage", "V", "measurement", "u")))
+    meas.append(("f", _component(base_uid + "f", base_eid + "frequency", "frequency",
+                                 "frequency", "Hz", "measurement", "f")))
+    keys = ("i", "p", "s", "q", "pf", "ei", "ee") if mod["voltage"] else ("i",)
+    for ch in range(mod["channels"]):
+        cname = channel_name(mod, ch)
+        for k in keys:
+            if k == "ee" and not mod["export"]:
+                continue
+            label, dclass, unit, sclass = ENTITIES[k]
+            cid = "%s%d" % (k, ch)
+            tpl = "%s[%d]" % ({"ei": "imp", "ee": "exp"}.get(k, k), ch)
+            c = _component(base_uid + cid, base_eid + slug(cname + label), cname + label,
+                           dclass, unit, sclass, tpl)
+            (energy if k in ("ei", "ee") else meas).append((cid, c))
+    return meas, energy
+
+
+def node_components(nid):
+    out = []
+    for key, label, dclass, unit, sclass in DIAGNOSTICS:
+        out.append((key, _component("%s_%s" % (nid, key), "%s_%s" % (slug(nid), slug(label)),
+                                    label, dclass, unit, sclass, key,
+                                    {"ent_cat": "diagnostic"})))
+    return out
+
+
+def pack(device, groups, limit=LIMIT):
+    """Split the components of a device into payloads of at most `limit` bytes, each a
+    complete device message. groups: [(shared options, [(cid, config)])]; a message holds
+    components of one group. The first message carries the device and origin details, the
+    others only what HA requires (device ids, origin name). Returns [payload text]; a
+    component that does not fit into a message of its own raises ValueError."""
+    parts = []
+    for shared, comps in groups:
+        cur = None
+        for cid, c in comps:
+            if cur is not None:
+                cur["cmps"][cid] = c
+                if _size(cur) <= limit:
+                    continue
+                del cur["cmps"][cid]
+                parts.append(_dumps(cur))
+            cur = dict(shared)
+            if parts:
+                cur["dev"] = {"ids": device["ids"]}
+                cur["o"] = {"name": ORIGIN["name"]}
+            else:
+                cur["dev"] = device
+                cur["o"] = ORIGIN
+            cur["cmps"] = {cid: c}
+            if _size(cur) > limit:
+                raise ValueError("discovery component %s does not fit in %d bytes" % (cid, limit))
+        if cur is not None:
+            parts.append(_dumps(cur))
+    return parts
+
+
+def topic(prefix, object_id, part):
+    return "%s/device/%s%s/config" % (prefix, object_id, "_%d" % (part + 1) if part else "")
+
+
+def devices(base, nid, node, modules, limit=LIMIT, expire_after=None):
+    """The discovery payloads of the node: [(object id, [payload], most)], `most` the parts
+    the device could need with the longest names (one per component).
+    node: name, sw, model; modules: dicts as for module_components plus variant and fw.
+    expire_after (s, sleep mode): the values expire when the node stops waking, instead of
+    following the status topic (which says "asleep" between wakes)."""
+    ORIGIN["sw"] = node["sw"]
+    avty = {} if expire_after else {"avty_t": "%s/%s/status" % (base, nid)}
+
+    def shared(topic):
+        d = {"stat_t": topic}
+        d.update(avty)
+        return d
+
+    def expiring(comps):
+        # expire_after is a sensor option, not one HA shares from the device level
+        # (there HA refused every message: "extra keys not allowed @ data['expire_after']")
+        if expire_after:
+            for _, c in comps:
+                c["exp_aft"] = expire_after
+        return comps
+    diag = expiring(node_components(nid))
+    out = [(nid, pack({"ids": [nid], "name": node["name"], "mf": "rbnode", "mdl": node["model"],
+                       "sw": node["sw"]},
+                      [(shared("%s/%s/health" % (base, nid)), diag)], limit),
+            len(diag))]
+    for mod in modules:
+        oid = "%s_%s" % (nid, mod["uid"])
+        mt = "%s/%s/%s/" % (base, nid, mod["id"])
+        dev = {"ids": [oid], "name": mod["name"], "mf": "rbAmp", "mdl": mod["variant"],
+               "sw": mod["fw"], "sn": mod["uid"], "via_device": nid}
+        meas, energy = (expiring(c) for c in module_components(nid, mod))
+        out.append((oid, pack(dev, [(shared(mt + "state"), meas),
+                                    (shared(mt + "energy"), energy)], limit),
+                    len(meas) + len(energy)))
+    return out

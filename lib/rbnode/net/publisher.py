@@ -1,0 +1,313 @@
+"""What the node publishes over MQTT, and when (the connectivity service).
+
+    net = Publisher(node, cfg)
+    net.start()                     # its tasks and the link's, supervised (tasks.py)
+
+Topics (base = <mqtt.base_topic>/<node id>):
+    base/status                 "online" / "offline" (retained; will, birth, goodbye)
+    base/health                 diagnostics JSON (retained)
+    base/<module>/state         RT values JSON (retained): u f i[] p[] s[] q[] pf[]
+    base/<module>/energy        totals JSON (retained, QoS 1): uid, imp[] and exp[] in kWh
+    base/<module>/period        one record per closed period
+    base/events                 power events and module lost / found (QoS 1)
+    base/cmd/<name>             commands (see commands.py); results on base/result
+    base/stay_awake             sleep mode: a retained "on" keeps the node awake (wakenet.py)
+The broker is a mirror of the ledger, never a source: no retained message changes a total
+(only the gated commands set_total and restore_totals do, commands.py). At the first connect
+the node reads its own retained totals once, as *floors* (floors.py): a total is never
+published below what the broker already holds for the same module UID, so Home Assistant
+never sees a dip (with `total_increasing` it would book one as a meter reset and count again
+what follows). A module missing at boot is checked when it appears; its totals are published
+only then. The payloads: payload.py and discovery.py.
+"""
+import asyncio
+import gc
+import json
+import random
+import sys
+from time import ticks_add, ticks_diff, ticks_ms
+
+try:                                      # the image's version, stamped at build time
+    from rbnode_version import VERSION    # (tools/deps.py); running from source: the package's
+except ImportError:
+    from .. import __version__ as VERSION
+from .. import log
+from . import discovery
+from .commands import Commands
+from .floors import Floors
+from .link import Link, utf8
+from .outbox import Outbox
+from .payload import energy_json, state_json
+
+RECONCILE_MS = 2000       # wait for the retained totals after the first connect
+HA_DELAY_MS = (1000, 5000)  # re-announce this long after HA came online (random)
+
+
+PARTS_FILE = "discovery.json"
+
+
+def _load_parts():
+    """How many discovery parts each device has on the broker (kept across boots, written
+    only when a count changes: when names get shorter, the parts left over are cleared)."""
+    try:
+        with open(PARTS_FILE) as f:
+            doc = json.load(f)
+        return {k: v for k, v in doc.items() if isinstance(v, int) and 0 < v < 64}
+    except Exception:  # noqa: BLE001 - missing or damaged: nothing known to clear
+        return {}
+
+
+def _save_parts(parts):
+    try:
+        with open(PARTS_FILE, "w") as f:
+            json.dump(parts, f)
+    except OSError as e:
+        log.warning("mqtt", "%s not written (%s): parts a shorter configuration leaves "
+                    "on the broker may not be cleared", PARTS_FILE, e)
+
+
+class Publisher:
+    """asleep: a sleep-mode wake (wakenet.py) drives it: no schedules or feeds of its own,
+    discovery with expire_after instead of availability, the stay_awake flag."""
+
+    def __init__(self, node, cfg, asleep=False):
+        self.node = node
+        self.asleep = asleep
+        self.cfg = cfg
+        m = cfg["mqtt"]
+        self.m = m
+        self.base = "%s/%s" % (m["base_topic"], node.node_id)
+        chip = node.board.unique_id()[-6:]       # unique per board, once in the client id
+        cid = m["client_id"] or (node.node_id if node.node_id.endswith(chip)
+                                 else "%s-%s" % (node.node_id, chip))
+        self.outbox = Outbox(32)
+        self.tasks = node.supervisor.group("publisher")
+        self.link = Link(cfg, cid, self.base + "/status", self.outbox, self._on_up,
+                         self._on_message, self._on_bound, self._on_oversize,
+                         tasks=node.supervisor.group("link"))
+        self.commands = Commands(node, self)
+        self.link.subscribe(self.base + "/cmd/+", 1)
+        self.link.subscribe(m["discovery_prefix"] + "/status", 1)
+        self.reconciled = False           # the broker's retained totals were read
+        self.floors = Floors(cfg["save_s"])   # the broker's totals: never published below
+        self.sent_parts = _load_parts()   # discovery object id -> parts on the broker
+        self.last_p = {}                  # module name -> powers (W) of the last state
+        self.ha_due = None
+        self.on_bound_action = None       # set by the app: async fn(reason)
+        self.extra_drops = 0              # records dropped elsewhere (sleep mode's backlog)
+        if asleep:
+            self.link.quick = True
+            self.link.subscribe(self.base + "/stay_awake", 1)
+        node.hub.counters["mqtt"] = self.counters
+        self.started = False
+
+    # ---- services ----------------------------------------------------------------------------
+    def start(self):
+        if not self.asleep:
+            self.tasks.start("periodic", self._periodic, beat_s=30)
+            self.tasks.start("periods", self._periods)
+            self.tasks.start("events", self._events)
+        self.link.start()
+        self.started = True
+
+    def stop(self):
+        self.tasks.stop()
+        self.link.stop()
+
+    def _on_up(self):
+        if not self.reconciled:
+            self.tasks.start("reconcile", self._reconcile)
+        elif not self.asleep:
+            self.ha_due = ticks_ms()      # the periodic task announces (and retries)
+
+    async def _reconcile(self):
+        """Read our own retained totals once: the floors (see the module's docstring)."""
+        c = self.link.client
+        topic = self.base + "/+/energy"
+        await c.subscribe(utf8(topic), 1)
+        await asyncio.sleep_ms(RECONCILE_MS)
+        await c.unsubscribe(utf8(topic))
+        self.reconciled = True
+        if not self.asleep:
+            self.ha_due = ticks_ms()
+
+    def announce(self):
+        """Discovery (if enabled), then every current value: after each connect and when
+        Home Assistant comes online."""
+        if self.m["discovery"]:
+            self.publish_discovery()
+        self.publish_values(last=True)        # after the discovery
+
+    def publish_discovery(self):
+        node = self.node
+        mods = []
+        for m in node.meters:
+            if m.state != "ok" or m.key is None:
+                continue
+            mods.append({"id": m.id, "name": m.label, "uid": m.key, "variant": m.dev.variant_name(),
+                         "fw": "1.%d" % (m.dev.firmware_version - 1), "channels": m.channels,
+                         "channel_names": m.spec["channels"], "voltage": m.has_energy,
+                         "export": m.export and not self.asleep})   # sleep: import only
+        info = {"name": self.cfg["node"]["name"], "sw": VERSION,
+                "model": "rbnode on %s" % sys.platform}
+        pre = self.m["discovery_prefix"]
+        expire = None
+        if self.asleep:     # one missed wake is not "unavailable", two are
+            expire = 3 * self.cfg["period_s"] + self.cfg["sleep"]["awake_s"]
+        for oid, parts, _ in discovery.devices(self.m["base_topic"], node.node_id, info,
+                                                  mods, expire_after=expire):
+            for i, p in enumerate(parts):
+                self.outbox.latest(discovery.topic(pre, oid, i), p, True, 1)
+            # clear the parts a longer configuration published and this one does not need;
+            # never a slot that was not published (HA warns for each of them)
+            for i in range(len(parts), self.sent_parts.get(oid, 0)):
+                self.outbox.latest(discovery.topic(pre, oid, i), "", True, 1)
+            if self.sent_parts.get(oid) != len(parts):
+                self.sent_parts[oid] = len(parts)
+                _save_parts(self.sent_parts)
+
+    def publish_values(self, last=False):
+        self.publish_states(last)
+        self.publish_energy(last)
+        self.publish_health(last)
+
+    def publish_states(self, last=False):
+        for m in self.node.meters:
+            if m.state == "ok":
+                self.publish_state(m, last)
+
+    def publish_state(self, m, last=False):
+        try:
+            self.outbox.latest("%s/%s/state" % (self.base, m.id), state_json(m), True, 0,
+                               last)
+        except (OSError, AttributeError):
+            return
+        self.last_p[m.id] = list(m.p)
+
+    def publish_energy(self, last=False):
+        if not self.reconciled:
+            return
+        led = self.node.ledger
+        prov = self.node.metering.provisional()
+        for m in self.node.meters:
+            if m.key is None or m.key not in led.meters or not m.has_energy:
+                continue
+            chans = [list(c) for c in led.meters[m.key]["ch"]]
+            for ch, (imp, exp) in enumerate(prov.get(m.key, ())):
+                if ch < len(chans):
+                    chans[ch][0] += imp
+                    chans[ch][1] += exp
+            # the open period's shadow can exceed what its latch then books by a few mWh,
+            # and a floor can lead the ledger: raised to the floors, or held below them
+            if not self.floors.publishable(m, chans):
+                continue
+            self.outbox.latest("%s/%s/energy" % (self.base, m.id),
+                               energy_json(m.key, chans), True, 1, last)
+
+    def publish_health(self, last=False):
+        h = self.node.hub.health()
+        meters = h["meters"].values()
+        node = self.node
+        doc = {"rssi": node.board.rssi(), "uptime": node.uptime_s(),
+               "heap": gc.mem_free(), "retries": sum(x["retries"] for x in meters),
+               "exhausted": sum(m.dev.retry_exhaustion_count for m in node.meters if m.dev),
+               "stale": h["metering"]["stale"],
+               "rejects": sum(m.dev.sanity_reject_count for m in node.meters if m.dev),
+               "drops": self.outbox.dropped + h["periods_dropped"] + h["events_dropped"]
+               + self.extra_drops, "rx_drops": self.link.rx_dropped(),
+               "fw": VERSION, "reset": node.board.reset_cause(),
+               "modules": {m.id: m.state for m in node.meters},
+               "storage": node.storage["error"] if not node.storage["ok"] else (
+                   "ledger rejected" if node.ledger.set_aside else "ok"),
+               "held": [m.id for m in node.meters if m.key in self.floors.held],
+               "connects": self.link.connects,
+               "task_failures": node.supervisor.failures}
+        self.outbox.latest(self.base + "/health", json.dumps(doc), True, 0, last)
+
+    def stay_awake_flag(self, on):
+        """Sleep mode: the retained flag follows the stay_awake command, so the next wake
+        does what the last command said."""
+        if self.asleep:
+            self.outbox.latest(self.base + "/stay_awake", "on" if on else "off", True, 1)
+
+    def result(self, doc):
+        self.outbox.put(self.base + "/result", json.dumps(doc), False, 1, keep=True)
+
+    # ---- incoming --------------------------------------------------------------------------
+    def _on_message(self, topic, msg, retained):
+        if topic.startswith(self.base + "/cmd/"):
+            self.commands.handle(topic[len(self.base) + 5:], msg, retained)
+        elif topic == self.base + "/stay_awake":
+            on = bytes(msg).strip().lower() in (b"on", b"1", b"true", b"yes")
+            if on != self.node.stay_awake:
+                log.info("mqtt", "stay_awake flag %s", "on: the node stays awake" if on else
+                         "off: the node sleeps again")
+            self.node.stay_awake = on
+        elif topic == self.m["discovery_prefix"] + "/status":
+            if msg == b"online" and not retained:
+                lo, hi = HA_DELAY_MS
+                self.ha_due = ticks_add(ticks_ms(), lo + random.getrandbits(12) % (hi - lo))
+                log.info("mqtt", "Home Assistant is online: discovery again shortly")
+        elif topic.endswith("/energy") and not self.reconciled and retained:
+            self.floors.offer(topic[len(self.base) + 1:-len("/energy")], msg)
+
+    def _on_oversize(self, topic, n, retained):
+        if topic.startswith(self.base + "/cmd/"):
+            self.commands.too_long(topic[len(self.base) + 5:], n)
+
+    async def _on_bound(self, why):
+        if self.on_bound_action:
+            await self.on_bound_action(why)
+
+    # ---- schedules -----------------------------------------------------------------------------
+    async def _periodic(self):
+        """States every state_s, at once on a change beyond delta_w; health every health_s;
+        the delayed re-announcement for Home Assistant."""
+        m = self.m
+        t_state = t_health = ticks_ms()
+        while True:
+            await asyncio.sleep_ms(200)
+            self.tasks.beat("periodic")
+            now = ticks_ms()
+            if self.ha_due is not None and ticks_diff(now, self.ha_due) >= 0:
+                self.announce()               # raises (e.g. MemoryError): due still, retried
+                self.ha_due = None
+            if ticks_diff(now, t_state) >= m["state_s"] * 1000:
+                t_state = now
+                self.publish_states()
+            elif m["delta_w"]:
+                lim = m["delta_w"] * 1000
+                for mt in self.node.meters:
+                    last = self.last_p.get(mt.id)
+                    if mt.state == "ok" and last and any(
+                            abs(mt.p[c] - last[c]) > lim for c in range(mt.channels)):
+                        self.publish_state(mt)
+            if ticks_diff(now, t_health) >= m["health_s"] * 1000:
+                t_health = now
+                self.publish_health()
+
+    async def _periods(self):
+        """Period records from the hub, then the totals."""
+        hub = self.node.hub
+        while True:
+            rec = await hub.periods.get()
+            self.outbox.put("%s/%s/period" % (self.base, rec["module"]), json.dumps(rec))
+            self.publish_energy()
+
+    async def _events(self):
+        """Events from the hub; a power event also sends that module's state at once."""
+        hub = self.node.hub
+        while True:
+            ev = await hub.events.get()
+            self.outbox.put(self.base + "/events", json.dumps(ev), False, 1)
+            m = hub.meter(ev.get("module"))
+            if m is not None and m.state == "ok" and ev["kind"] == "power":
+                self.publish_state(m)
+
+    def counters(self):
+        c = self.link.client
+        return {"online": self.link.online, "connects": self.link.connects,
+                "received_dropped": c.queue.discards if c else 0,
+                "oversize": self.link.oversize, "unhandled": self.link.unhandled,
+                "attempts": self.link.attempts, "queued": len(self.outbox),
+                "dropped": self.outbox.dropped, "published": self.link.published}

@@ -1,0 +1,169 @@
+"""Sleep mode (config `mode: "sleep"`): a battery logger. The node wakes every period_s,
+closes the period the modules measured while it slept, books it, and sleeps again; the
+modules (mains powered) never stop measuring.
+
+  cold boot (power-on, or no usable state): detect the modules, primer latch each (its RTC
+      time is the anchor), keep the state, sleep;
+  wake (or any reset with the state intact): no primer. One latch closes the period that
+      spanned the sleep. Its energy is the module's average x the span of its own RT windows
+      (COMMIT_CNT x 200 ms on the module's crystal), so every Wh of the sleep counts whatever
+      the loads did; the real elapsed time since the last good latch, on the RTC (never the
+      configured sleep time), is the check (a disagreement beyond 2 % is counted in
+      `count_mismatch`);
+  stale latch: nothing booked, the anchor stays (the next latch covers both periods);
+  module rebooted while the node slept (EVENT_FLAGS.RESET, kept set on a wake): the energy
+      before its boot was measured by nobody and is not invented; its own windows since the
+      boot are booked.
+
+State: energy totals and anchors in RTC memory (rtcstate.py: magic, version, CRC) on every
+wake; the flash ledger every save_s. RTC memory that is garbage (a brown-out) is rejected and
+the flash ledger used: the periods booked since its last save are lost (with MQTT the
+published totals stay at the broker's until the ledger passes them: never a dip, publisher.py),
+never counted twice, and the period open in the module is booked from its window count. Boards without RTC memory
+(RP2040, whose deep sleep also stops its clock) write the flash ledger on every wake: choose
+period_s with the flash in mind (README, sleep mode).
+
+Page 0 has import averages only: a `bidirectional` module's export needs the RT stream of
+continuous mode and is not measured while the node sleeps.
+"""
+from time import ticks_diff, ticks_ms
+
+from .. import log
+from .rtcstate import StateError, pack, unpack
+
+MIN_SLEEP_MS = 1000
+
+
+class Sleeper:
+    def __init__(self, node):
+        self.node = node
+        self.board = node.board
+        self.cfg = node.cfg
+        self.t0 = ticks_ms()
+        self.anchors = {}       # key -> RTC ms of the last good latch
+        self.wakes = 0
+        self.flash_ms = 0       # RTC ms of the last flash ledger save
+        self.has_memory = False  # the board has RTC memory
+        self.restored = False   # the state came from RTC memory
+        self.unchecked = True   # totals not yet compared with the broker's retained ones
+        self.members = None     # the modules metered (after the first cycle)
+        self.cause = None
+
+    def _load_state(self):
+        data = self.board.rtc_memory()
+        self.has_memory = data is not None
+        if data is None:
+            return None
+        try:
+            return unpack(data)
+        except StateError as e:
+            if data:
+                log.warning("sleep", "%s: using the flash ledger", e)
+            return None
+
+    def _restore(self, doc):
+        """Totals from RTC memory, where they are newer than the flash ledger's. A state
+        older than the flash ledger or than the last wake (replayed, or a clock that went
+        back) is used all the same (the max per total), but the totals are compared with
+        the broker's again before they are published (never below what it holds)."""
+        led = self.node.ledger
+        age = self.board.rtc_ms() - (doc.get("t") or 0)
+        stale = doc["seq"] < led.seq or not 0 <= age <= self.cfg["period_s"] * 1500 + 60000
+        if stale:
+            log.warning("sleep", "the sleep state is older than expected (save #%d, flash #%d, "
+                        "%d s old): totals checked with the broker", doc["seq"], led.seq,
+                        age // 1000)
+        for key, m in doc["meters"].items():
+            mine = led.meters.get(key)
+            if mine is None:
+                led.meters[key] = m
+                continue
+            for ch, c in enumerate(m["ch"]):
+                if ch < len(mine["ch"]):
+                    mine["ch"][ch] = [max(c[0], mine["ch"][ch][0]), max(c[1], mine["ch"][ch][1])]
+                else:
+                    mine["ch"].append(c)
+        led.seq = max(led.seq, doc["seq"])
+        self.anchors = dict(doc["anchors"])
+        self.wakes = doc["wakes"]
+        self.flash_ms = doc.get("flash_ms") or 0
+        self.unchecked = bool(doc.get("unchecked")) or stale
+
+    async def cycle(self):
+        """One energy cycle: the first call of a boot also restores the state and (cold boot)
+        primes; later calls (the node kept awake) latch again. The records go to the hub."""
+        node, board = self.node, self.board
+        if self.members is None:          # the wake itself (t0: the Sleeper was made)
+            fresh = self._boot()
+        else:                             # kept awake: the next period
+            self.t0 = ticks_ms()
+            fresh = []
+        self.wakes += 1
+        for m in fresh:                   # cold boot: a primer latch is the anchor
+            try:
+                m.dev.prime()
+                self.anchors[m.key] = board.rtc_ms()
+                log.info("sleep", "%s: primer latch, anchor set", m.id)
+            except OSError as e:
+                log.warning("sleep", "%s: primer latch failed (%s): next wake", m.id, e)
+        if len(fresh) < len(self.members):
+            for rec in await node.metering.cycle():
+                rec["wake"] = self.wakes
+                node.record(rec)
+                if rec["status"] in ("ok", "reboot", "lost", "primer"):
+                    self.anchors[rec["key"]] = board.rtc_ms()
+        self.keep()
+        log.info("sleep", "wake #%d (%s) energy step done in %d ms", self.wakes, self.cause,
+                 ticks_diff(ticks_ms(), self.t0))
+
+    def _boot(self):
+        """State from RTC memory, the modules, the period each module kept open while the
+        node slept. Returns the modules that need a primer latch (no anchor)."""
+        node, board = self.node, self.board
+        self.cause = board.reset_cause()
+        woke = self.cause == "deepsleep"
+        doc = self._load_state()
+        self.restored = doc is not None
+        node.start(keep_reset=woke or doc is not None)
+        if doc is not None:
+            self._restore(doc)
+        now = board.rtc_ms()
+        fresh = []
+        self.members = node.metering.members()
+        for m in self.members:
+            m.booking.slept = True
+            if m.export:
+                log.warning("sleep", "%s: export is not measured in sleep mode (no RT stream)",
+                            m.id)
+            a = self.anchors.get(m.key)
+            if a is not None and 0 <= now - a < 86400000 * 30:
+                m.dev.resume(now - a)
+            elif woke:                    # the anchor went with RTC memory: the count decides
+                m.dev.resume(0)
+            else:
+                fresh.append(m)
+        return fresh
+
+    def sleep_ms(self):
+        """Until the next period closes, counted from the start of the last cycle."""
+        return max(MIN_SLEEP_MS, self.cfg["period_s"] * 1000 - ticks_diff(ticks_ms(), self.t0))
+
+    def keep(self):
+        """RTC memory every wake; the flash ledger every save_s (every wake without RTC
+        memory, or when the state does not fit). The flash first, so the state records the
+        ledger's sequence number as it is on flash."""
+        node, board = self.node, self.board
+        now = board.rtc_ms()
+        flash_due = (now - self.flash_ms >= self.cfg["save_s"] * 1000 or self.flash_ms > now
+                     or not self.has_memory)
+        if flash_due and node.save():
+            self.flash_ms = now
+        try:
+            data = pack(node.ledger, self.anchors, self.wakes, self.flash_ms, self.unchecked, now)
+        except StateError as e:
+            log.error("sleep", "%s: the flash ledger is written every wake", e)
+            if not flash_due and node.save():
+                self.flash_ms = now
+            return
+        if self.has_memory:
+            board.rtc_memory(data)
