@@ -203,7 +203,7 @@ def test_rtc_memory_and_clock():
     eq(len(machine.unique_id()), 6)
 
 
-def test_wlan_link_follows_the_bench():
+def test_wlan_link_follows_the_simulator():
     w = network.WLAN(network.STA_IF)
     w.active(True)
     w.connect("bench-ap", "secret")

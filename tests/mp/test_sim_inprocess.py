@@ -12,7 +12,7 @@ from tools.host.sim.clock import ManualClock
 clock = ManualClock()
 bus = build({"modules": [{"variant": "UI2", "address": 0x50,
                           "channels": [{"load": 1000}, {"load": -500}]}]}, clock)
-machine.attach_bench(bus)
+machine.attach_sim(bus)
 i2c = machine.I2C(0, freq=50000)
 
 

@@ -91,14 +91,20 @@ class WakeNet:
 
     async def _send(self, it, n):
         """Up to n records of iterator `it` at once (in order); returns how many, once the
-        broker has them all."""
+        broker has them all. Its sends are its own: when the budget cuts in (or one fails),
+        none is left running to publish a record the backlog keeps for the next wake."""
         tasks = []
-        for topic, payload in it:
-            tasks.append(asyncio.create_task(self.link.send(topic, payload, False, 1)))
-            if len(tasks) == n:
-                break
-        for t in tasks:
-            await t
+        try:
+            for topic, payload in it:
+                tasks.append(asyncio.create_task(self.link.send(topic, payload, False, 1)))
+                if len(tasks) == n:
+                    break
+            for t in tasks:
+                await t
+        except BaseException:        # CancelledError (the budget) is one: cancel, pass it on
+            for t in tasks:
+                t.cancel()
+            raise
         self.sent += len(tasks)
         return len(tasks)
 
