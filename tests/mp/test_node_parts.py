@@ -159,9 +159,14 @@ def _sample_for(sampler, ms, during=None):
 def _phase_errors(ms):
     """ms from each meter's last window edge to the simulator's commit instant, modulo 200."""
     import time
-    t0 = time.ticks_ms()
-    bench_ms = _sim.ctl("time")["t_us"] // 1000
-    off = time.ticks_diff(t0 + time.ticks_diff(time.ticks_ms(), t0) // 2, 0) - bench_ms
+    best = None            # host ms - simulated ms, from the quickest of a few round trips
+    for _ in range(5):     # (a loaded host stretches one: its midpoint is then off)
+        t0 = time.ticks_ms()
+        sim_ms = _sim.ctl("time")["t_us"] // 1000
+        rtt = time.ticks_diff(time.ticks_ms(), t0)
+        if best is None or rtt < best[0]:
+            best = (rtt, time.ticks_diff(t0 + rtt // 2, 0) - sim_ms)
+    off = best[1]
     commits = {d["name"]: d["last_commit_us"] for d in _sim.ctl("modules")["modules"]}
     out = {}
     for m in ms:
@@ -214,37 +219,6 @@ def test_shared_line_times_each_module_by_its_own_edge():
     for m, k in zip(ms, n):
         if not 4 <= m.samples - k <= 6:
             raise AssertionError("%s: %d samples in 5 windows" % (m.id, m.samples - k))
-
-
-def test_a_reboot_period_is_judged_at_its_latch_not_at_its_booking():
-    """The period in which a module rebooted is booked from the shadow as it was at the
-    latch: the windows read between the latch and the booking of its snapshot (the node
-    waits for the snapshot and retries a NACKed read meanwhile, the sampler goes on) belong
-    to the next period. At a constant 2 kW the period holds 2 kW x the time between the two
-    latches' last commits, however late the snapshot is read."""
-    from time import ticks_diff
-    from rbnode.board import Board
-    from rbnode.measure.sampler import Sampler
-    m = _meter()
-    for ch, w in ((0, 2000), (1, 0), (2, 0)):
-        _sim.ctl("set_load", module="ui3", ch=ch, load=w)
-    s = Sampler([m], Board(), shared_pin=4)
-    sh = m.shadow
-    _sample_for(s, 600)
-    for late_ms in (0, 450):
-        sh.close_segment(m.dev.prime())    # the period starts at a latch
-        sh.take_closed()
-        c_prev = sh.c_last
-        _sample_for(s, 1200, lambda: _sim.ctl("module_fault", module="ui3", action="reboot"))
-        _sample_for(s, 600)
-        t = m.dev.latch_period()
-        sh.close_segment(t)
-        _sample_for(s, late_ms + 10)         # two more windows read before the booking
-        snap = m.dev.read_period_snapshot(latched_at=t)
-        eq(snap.gap, True)
-        got = m.booking.rebooted(snap, sh)[0]
-        want = 2000000 * ticks_diff(sh.c_last, c_prev) // 3600
-        near(got, want, 2000000 * 20 // 3600, "(snapshot read %d ms after the latch)" % late_ms)
 
 
 def test_late_stamp_is_not_a_restart():
@@ -359,6 +333,38 @@ def test_detect_never_raises_on_a_noisy_bus():
     finally:
         _sim.ctl("faults", nack=0.0)
     assert found > 10 and missing > 0, (found, missing)
+
+
+def test_a_reboot_period_is_judged_at_its_latch_not_at_its_booking():
+    """The period in which a module rebooted is booked from the shadow as it was at the
+    latch: the windows read between the latch and the booking of its snapshot (the node
+    waits for the snapshot and retries a NACKed read meanwhile, the sampler goes on) belong
+    to the next period. At a constant 2 kW the period holds 2 kW x the time between the two
+    latches' last commits, however late the snapshot is read. (Last in the file: its reboots
+    leave ui3 at any phase, the shared-line tests want it in phase or >= 40 ms off.)"""
+    from time import ticks_diff
+    from rbnode.board import Board
+    from rbnode.measure.sampler import Sampler
+    m = _meter()
+    for ch, w in ((0, 2000), (1, 0), (2, 0)):
+        _sim.ctl("set_load", module="ui3", ch=ch, load=w)
+    s = Sampler([m], Board(), shared_pin=4)
+    sh = m.shadow
+    _sample_for(s, 600)
+    for late_ms in (0, 450):
+        sh.close_segment(m.dev.prime())    # the period starts at a latch
+        sh.take_closed()
+        c_prev = sh.c_last
+        _sample_for(s, 1200, lambda: _sim.ctl("module_fault", module="ui3", action="reboot"))
+        _sample_for(s, 600)
+        t = m.dev.latch_period()
+        sh.close_segment(t)
+        _sample_for(s, late_ms + 10)         # two more windows read before the booking
+        snap = m.dev.read_period_snapshot(latched_at=t)
+        eq(snap.gap, True)
+        got = m.booking.rebooted(snap, sh)[0]
+        want = 2000000 * ticks_diff(sh.c_last, c_prev) // 3600
+        near(got, want, 2000000 * 20 // 3600, "(snapshot read %d ms after the latch)" % late_ms)
 
 
 run(globals())

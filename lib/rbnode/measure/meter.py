@@ -16,7 +16,7 @@ from rbamp.rt import F_P
 
 from .. import log
 from .booking import Booking
-from ..config import CT_AMPS
+from ..schema import CT_AMPS
 from .events import StepDetector
 from ..integrate import f32_mw
 from .shadow import Shadow

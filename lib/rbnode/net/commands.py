@@ -26,7 +26,7 @@ from time import ticks_add, ticks_diff, ticks_ms
 from rbamp import RbAmpSensorClass
 
 from .. import log
-from ..config import CT_AMPS
+from ..schema import CT_AMPS
 from ..integrate import parse_kwh_uwh
 from ..names import clean, quoted
 
