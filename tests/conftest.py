@@ -11,6 +11,7 @@
 """
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -25,6 +26,12 @@ from tools.host.broker import Broker  # noqa: E402
 from tools.host.hostenv import run_mp  # noqa: E402
 
 MP_DIR = os.path.join(ROOT, "tests", "mp")
+
+# A suite started in the background (a shell's `&`, a CI agent) has SIGINT ignored, and every
+# process it starts inherits that: the nodes and tools the tests stop with Ctrl-C would never
+# see it. Python's own handler here means SIGINT is default again in every child.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture

@@ -5,12 +5,15 @@
     await hub.events.get()  power events and node events (dicts with "kind")
     hub.totals()            {meter name: [[import_wh, export_wh] per channel]}
     hub.health()            counters: samples, read errors, period outcomes, ledger, heap
+    hub.summary()           the health document the node publishes (one figure per key)
 Feeds are bounded: when nobody reads, the oldest record is dropped and counted, so a
 stalled consumer never blocks or exhausts the sampling side; without a network at all
 (no_reader()) nothing is kept.
 """
 import asyncio
 import gc
+
+from .version import VERSION
 
 
 class Feed:
@@ -86,3 +89,24 @@ class Hub:
         for name, fn in self.counters.items():
             h[name] = fn()
         return h
+
+    def summary(self):
+        """The health document: the node's services' counters (health()) folded into one
+        figure each. Keys the Home Assistant diagnostics read (discovery.py)."""
+        h = self.health()
+        ms = self.meters
+        n, s = h["node"], h["storage"]
+        net = h.get("mqtt") or {}
+        return {"rssi": n["rssi"], "uptime": n["uptime"], "heap": h["mem_free"],
+                "retries": sum(x["retries"] for x in h["meters"].values()),
+                "exhausted": sum(m.dev.retry_exhaustion_count for m in ms if m.dev),
+                "stale": h["metering"]["stale"],
+                "rejects": sum(m.dev.sanity_reject_count for m in ms if m.dev),
+                "drops": net.get("dropped", 0) + net.get("backlog_dropped", 0)
+                + h["periods_dropped"] + h["events_dropped"],
+                "rx_drops": net.get("rx_drops", 0), "fw": VERSION, "reset": n["reset"],
+                "modules": {m.id: m.state for m in ms},
+                "storage": s["error"] if not s["ok"] else (
+                    "ledger rejected" if s["set_aside"] else "ok"),
+                "held": net.get("held", []), "connects": net.get("connects", 0),
+                "task_failures": n["task_failures"]}

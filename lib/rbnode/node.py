@@ -47,6 +47,9 @@ class Node:
         self.storage = {"ok": True, "error": None, "failures": 0}   # the last ledger save
         self.hub.counters["storage"] = lambda: dict(self.storage, rejected=self.ledger.problems,
                                                      set_aside=self.ledger.set_aside)
+        self.hub.counters["node"] = lambda: {
+            "rssi": board.rssi(), "uptime": self.uptime_s(), "reset": board.reset_cause(),
+            "task_failures": self.supervisor.failures}
         self.hub.counters["metering"] = lambda: dict(self.metering.outcomes,
                                                       cycles=self.metering.cycles,
                                                       gc=self.metering.fleet.gc)

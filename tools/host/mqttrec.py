@@ -80,8 +80,9 @@ class Recorder:
                         return self.msgs[i]
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise AssertionError("no message %s in %d s; last: %r" % (
-                        what or "matching", timeout, self.msgs[-5:]))
+                    raise AssertionError("no message %s in %d s (the recorder connected %d "
+                                         "time(s)); last: %r" % (what or "matching", timeout,
+                                                                 self.connects, self.msgs[-5:]))
                 self._cv.wait(min(left, 0.2))
 
     def since(self, start=0, suffix=None):

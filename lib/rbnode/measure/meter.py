@@ -15,10 +15,10 @@ from rbamp import CT_RATINGS, RbAmp, RbAmpError, RbAmpEvent, RbAmpParamError, Rb
 from rbamp.rt import F_P
 
 from .. import log
-from .booking import Booking
-from ..schema import CT_AMPS
-from .events import StepDetector
 from ..integrate import f32_mw
+from ..schema import CT_AMPS
+from .booking import Booking
+from .events import StepDetector
 from .shadow import Shadow
 
 TIERS = ("basic", "standard", "pro")

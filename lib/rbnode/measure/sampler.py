@@ -10,8 +10,7 @@
   - no pin: every module is polled at the RT rate (200 ms).
 A module whose read failed is tried once more RETRY_MS later, inside the same 200 ms window.
 SEQ also shows a restart that leaves no gap in the edges (seq.py: the sampler keeps one Seq
-per module). The per-sample path
-(SEQ, read, integrate, step detection) allocates nothing.
+per module). The per-sample path (SEQ, read, integrate, step detection) allocates nothing.
 
 A DRDY edge marks the end of the module's window (§6: commit, then the pulse), so its time is
 taken in the IRQ handler and the window is booked from there: however late the task gets to

@@ -26,9 +26,9 @@ from time import ticks_add, ticks_diff, ticks_ms
 from rbamp import RbAmpSensorClass
 
 from .. import log
-from ..schema import CT_AMPS
 from ..integrate import parse_kwh_uwh
 from ..names import clean, quoted
+from ..schema import CT_AMPS
 
 MAX_PAYLOAD = 512
 # name -> {key: (type name, required)}

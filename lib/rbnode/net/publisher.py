@@ -21,17 +21,13 @@ what follows). A module missing at boot is checked when it appears; its totals a
 only then. The payloads: payload.py and discovery.py.
 """
 import asyncio
-import gc
 import json
 import random
 import sys
 from time import ticks_add, ticks_diff, ticks_ms
 
-try:                                      # the image's version, stamped at build time
-    from rbnode_version import VERSION    # (tools/deps.py); running from source: the package's
-except ImportError:
-    from .. import __version__ as VERSION
 from .. import log
+from ..version import VERSION
 from . import discovery
 from .commands import Commands
 from .floors import Floors
@@ -205,24 +201,8 @@ class Publisher:
                                energy_json(m.key, chans), True, 1, last)
 
     def publish_health(self, last=False):
-        h = self.node.hub.health()
-        meters = h["meters"].values()
-        node = self.node
-        doc = {"rssi": node.board.rssi(), "uptime": node.uptime_s(),
-               "heap": gc.mem_free(), "retries": sum(x["retries"] for x in meters),
-               "exhausted": sum(m.dev.retry_exhaustion_count for m in node.meters if m.dev),
-               "stale": h["metering"]["stale"],
-               "rejects": sum(m.dev.sanity_reject_count for m in node.meters if m.dev),
-               "drops": self.outbox.dropped + h["periods_dropped"] + h["events_dropped"]
-               + self.extra_drops, "rx_drops": self.link.rx_dropped(),
-               "fw": VERSION, "reset": node.board.reset_cause(),
-               "modules": {m.id: m.state for m in node.meters},
-               "storage": node.storage["error"] if not node.storage["ok"] else (
-                   "ledger rejected" if node.ledger.set_aside else "ok"),
-               "held": [m.id for m in node.meters if m.key in self.floors.held],
-               "connects": self.link.connects,
-               "task_failures": node.supervisor.failures}
-        self.outbox.latest(self.base + "/health", json.dumps(doc), True, 0, last)
+        self.outbox.latest(self.base + "/health", json.dumps(self.node.hub.summary()), True, 0,
+                           last)
 
     def stay_awake_flag(self, on):
         """Sleep mode: the retained flag follows the stay_awake command, so the next wake
@@ -310,4 +290,6 @@ class Publisher:
                 "received_dropped": c.queue.discards if c else 0,
                 "oversize": self.link.oversize, "unhandled": self.link.unhandled,
                 "attempts": self.link.attempts, "queued": len(self.outbox),
-                "dropped": self.outbox.dropped, "published": self.link.published}
+                "dropped": self.outbox.dropped, "backlog_dropped": self.extra_drops,
+                "published": self.link.published, "rx_drops": self.link.rx_dropped(),
+                "held": [m.id for m in self.node.meters if m.key in self.floors.held]}

@@ -1,0 +1,8 @@
+"""The firmware's version: the image's, stamped at build time (tools/deps.py writes the
+frozen rbnode_version module); running from source, the package's."""
+try:
+    from rbnode_version import VERSION
+except ImportError:
+    from . import __version__ as VERSION
+
+__all__ = ("VERSION",)
