@@ -118,8 +118,10 @@ def test_discovery_states_and_ha_reannouncement(tmp_path):
             rec.wait(lambda m: m.topic == BASE + "/ui3/energy", start=mark + d_idx + 1,
                      timeout=10, what="the totals after the discovery")
             assert run.stop() == 0
-        off = rec.wait(lambda m: m.topic == BASE + "/status" and m.text == "offline", timeout=20)
-        assert off
+            # the will, published by the broker once it sees the connection gone: waited for
+            # while the recorder is still connected (leaving the `with` closes it)
+            rec.wait(lambda m: m.topic == BASE + "/status" and m.text == "offline", timeout=20,
+                     what="offline (the will)")
     finally:
         broker.stop()
 
