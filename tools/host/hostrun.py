@@ -140,7 +140,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--duration", type=float, default=float(os.getenv("DURATION") or 0),
                     help="stop after this many seconds (default: run until Ctrl-C)")
-    ap.add_argument("--scenario", default=None, help="bench scenario JSON")
+    ap.add_argument("--scenario", default=None, help="simulator scenario: a name in tools/host/sim/scenarios or a JSON file")
     ap.add_argument("--config", default=None, help="config.json for the node")
     ap.add_argument("--run-dir", default=os.path.join(hostenv.ROOT, "build", "run"))
     ap.add_argument("--realtime-sleep", action="store_true",
@@ -297,7 +297,7 @@ def node_totals(node, mods):
 
 def summary(ctl, node=None, mods=(), truth0=None, truth1=None):
     c = ctl.counters()
-    print("[run] bench: DRDY edges %s; I2C per address:" % (c["edges"] or "none"))
+    print("[run] simulator: DRDY edges %s; I2C per address:" % (c["edges"] or "none"))
     quiet = [a for a, v in c["counters"].items() if v["bytes"] == 0]
     if quiet:
         print("[run]   %d addresses only NACKed (bus scan, absent modules)" % len(quiet))

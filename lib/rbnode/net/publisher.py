@@ -117,7 +117,7 @@ class Publisher:
             self.ha_due = ticks_ms()      # the periodic task announces (and retries)
 
     async def _reconcile(self):
-        """Read our own retained totals once: the floors (see the module's docstring)."""
+        """Read our own retained totals once: the floors (floors.py)."""
         c = self.link.client
         topic = self.base + "/+/energy"
         await c.subscribe(utf8(topic), 1)
