@@ -1,4 +1,4 @@
-"""Run the node firmware on the MicroPython unix port against the virtual bench.
+"""Run the node firmware on the MicroPython unix port against the rbAmp simulator (tools/host/sim).
 
     python tools/host/hostrun.py [--duration S] [--scenario FILE] [--config FILE]
 
@@ -160,7 +160,7 @@ def main(argv=None):
     bench = hostenv.SimProcess(a.scenario)
     ctl = bench.client()
     mods = ctl.modules()["modules"]
-    print("[run] bench on %s:%d with %d modules: %s" % (bench.address + (len(mods), ", ".join(
+    print("[run] simulator on %s:%d with %d modules: %s" % (bench.address + (len(mods), ", ".join(
         "%s 0x%02x" % (m["name"], m["address"]) for m in mods))))
     cfg_path = a.config or next((p for p in (os.path.join(hostenv.ROOT, "config.json"),
                                              os.path.join(hostenv.ROOT, "config.example.json"))
