@@ -166,11 +166,12 @@ class Period:
         self._anchor = t
         snap.dt_ms = dt
         e = self.energy
-        for ch in range(self.channels if e is not None else 0):
-            uwh0 = e.uwh(ch)
-            if dt > 0:
-                e.add(ch, to_mw(snap.avg_power[ch]), dt)
-            snap.uwh[ch] = e.uwh(ch) - uwh0
+        if e is not None:              # energy=False: the caller books the snapshot itself
+            for ch in range(self.channels):
+                uwh0 = e.uwh(ch)
+                if dt > 0:
+                    e.add(ch, to_mw(snap.avg_power[ch]), dt)
+                snap.uwh[ch] = e.uwh(ch) - uwh0
         return snap
 
     def _module_rebooted(self, t):

@@ -88,7 +88,7 @@ def test_sampling_path_allocates_nothing():
     m.on_event = lambda *a: events.append(a)
     for ch, w in ((0, 1500), (1, -300), (2, 60)):
         _sim.ctl("set_load", module="ui3", ch=ch, load=w)
-    m.export = m.shadow.export = True
+    m.shadow.export = True
     import time
     time.sleep_ms(450)                       # two RT windows with the new loads
     t = 1000

@@ -39,8 +39,7 @@ class Meter:
         self.problem = "not detected yet"
         self.channels = 0
         self.has_energy = False   # voltage variant: P and period averages exist
-        self.export = spec["bidirectional"]
-        self.shadow = Shadow(self.export)  # the RT windows integrated (import shadow, export)
+        self.shadow = Shadow(spec["bidirectional"])  # the RT windows integrated (import, export)
         self.booking = Booking(self.id)    # what a latched period is worth
         self.p = self.shadow.p             # last RT power, mW
         self.f = None                      # AC frequency, Hz, and reactive power, var:
@@ -93,6 +92,11 @@ class Meter:
                  dev.variant_name(), self.addr, dev.firmware_version - 1, self.tier_name(),
                  self.uid or "- (legacy)", self.ct_text())
         return True
+
+    @property
+    def export(self):
+        """Export is measured (config `bidirectional`): the shadow integrates it."""
+        return self.shadow.export
 
     def tier_name(self):
         return TIERS[self.dev.tier & 3] if self.dev and self.dev.tier & 8 else "unknown"

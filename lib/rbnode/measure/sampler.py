@@ -125,8 +125,7 @@ class Sampler:
                 if k > 0 and m.read(sq.use_seq):
                     sq.read()
                     if not timed:
-                        m.sample(ticks_ms(), sq.restarted)
-                        sq.booked()
+                        m.sample(ticks_ms(), sq.take_restart())
                         continue
                     # after the read: an edge during it is newer
                     sh = m.shadow
@@ -135,8 +134,7 @@ class Sampler:
                     if late > self.late_max:
                         self.late_max = late
                     if sq.use_seq or not sh.have_t or t != sh.t_read:   # a new window
-                        m.sample(t, sq.restarted)
-                        sq.booked()
+                        m.sample(t, sq.take_restart())
                 else:
                     r[i] = 1
                     failed += 1

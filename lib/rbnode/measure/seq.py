@@ -69,9 +69,12 @@ class Seq:
         """The window SEQ announced was read."""
         self.seq = self.seq_new
 
-    def booked(self):
-        """That window was booked (a restart it showed is in the shadow's blackout)."""
+    def take_restart(self):
+        """Whether a restart was seen before the window being booked; cleared (the shadow
+        books it as a blackout)."""
+        r = self.restarted
         self.restarted = False
+        return r
 
     def _restart(self):
         if not self.restarted:
