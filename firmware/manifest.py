@@ -4,7 +4,7 @@
 #
 # mqtt_as is a pinned dependency (tools/deps.env), never part of this tree: `make firmware`
 # (tools/firmware.py) puts the pinned commit's copy in build/deps/ and passes that directory
-# as RBNODE_DEPS. The version module is generated there too (rbnode_version.py).
+# as RBNODE_DEPS. The version module is generated there too (rbnode_build.py).
 import os
 
 _deps = os.environ.get("RBNODE_DEPS") or "../build/deps"
@@ -15,7 +15,7 @@ metadata(description="rbnode: MicroPython firmware for rbAmp energy-monitoring n
 include("../lib/rbamp/manifest.py")      # the driver, as it ships (no smbus.py)
 package("rbnode", base_path="../lib")
 package("mqtt_as", base_path=_deps)
-module("rbnode_version.py", base_path=_deps)
+module("rbnode_build.py", base_path=_deps)
 
 # micropython-lib: mqtt_as and mqtt.tls need ssl (the board manifests of ESP32_GENERIC,
 # ESP32_GENERIC_S3 and RPI_PICO_W already have it through bundle-networking; require() of a

@@ -2,7 +2,8 @@
 
     python tools/firmware.py BOARD          # make firmware BOARD=ESP32_GENERIC MPY_DIR=...
 
-BOARD: ESP32_GENERIC, ESP32_GENERIC_S3, RPI_PICO_W or unix (host build). MPY_DIR: a
+BOARD: ESP32_GENERIC, ESP32_GENERIC_S3, RPI_PICO_W, unix (host build) or unix32 (host build
+with the chips' memory model: 32-bit, float32; for the benchmarks and tests). MPY_DIR: a
 MicroPython checkout (v1.29) with its submodules. The port's usual toolchain: ESP-IDF
 (idf.py, after `. $IDF_PATH/export.sh`) for ESP32, the Arm GCC toolchain and cmake for
 RP2040, gcc for unix. Output: build/<BOARD>/firmware-<version>.bin (ESP32: write it at the
@@ -25,6 +26,10 @@ TOOLCHAIN = {
             ("cmake", "cmake (apt-get install cmake)")],
     "unix": [("pkg-config", "pkg-config and libffi (apt-get install pkg-config libffi-dev)")],
 }
+SUBMODULES = {   # port: what its build takes from lib/ (path inside it, the submodule)
+    "rp2": [("pico-sdk/pico_sdk_init.cmake", "lib/pico-sdk")],
+    "unix": [("mbedtls/library/ssl_tls.c", "lib/mbedtls")],
+}
 HOST = [("make", "GNU make (apt-get install make)"),
         ("gcc", "a C compiler for mpy-cross (apt-get install build-essential)")]
 OUTPUT = {"esp32": "firmware.bin", "rp2": "firmware.uf2", "unix": "micropython"}
@@ -44,16 +49,31 @@ def problems(board, mpy_dir):
     if not os.path.isfile(os.path.join(mpy_dir, "lib", "micropython-lib", "README.md")):
         out.append("%s/lib/micropython-lib is empty: run `make -C %s submodules BOARD=%s`"
                    % (mpy_dir, port, board))
-    if b["port"] == "rp2" and not os.path.isfile(
-            os.path.join(mpy_dir, "lib", "pico-sdk", "pico_sdk_init.cmake")):
-        out.append("%s/lib/pico-sdk is empty: run `make -C %s submodules BOARD=%s`"
-                   % (mpy_dir, port, board))
+    for probe, sub in SUBMODULES.get(b["port"], ()):
+        if not os.path.isfile(os.path.join(mpy_dir, "lib", probe)):
+            out.append("%s/%s is empty: run `make -C %s submodules`" % (mpy_dir, sub, port))
     for exe, how in HOST + TOOLCHAIN[b["port"]]:
         if shutil.which(exe) is None:
             out.append("%s not found: install %s" % (exe, how))
+    if any(a.startswith("CFLAGS_EXTRA=-m32") for a in b.get("make", ())) and \
+            shutil.which("gcc") and not gcc_m32():
+        out.append("gcc cannot build 32-bit programs (-m32): install gcc-multilib "
+                   "(apt-get install gcc-multilib)")
     if b["port"] == "rp2":
         out += picotool_problems(os.environ)
     return out
+
+
+def gcc_m32():
+    """Whether gcc links a 32-bit program (gcc-multilib's libraries are there)."""
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        src = os.path.join(d, "t.c")
+        with open(src, "w") as f:
+            f.write("#include <math.h>\nint main(void) { return (int)sqrtf(1.0f) - 1; }\n")
+        r = subprocess.run(["gcc", "-m32", src, "-lm", "-o", os.path.join(d, "t")],
+                           capture_output=True)
+        return r.returncode == 0
 
 
 SYSTEM_PREFIXES = ("/usr/local", "/usr")
@@ -99,7 +119,7 @@ def build(board, mpy_dir, jobs=None):
     subprocess.run(["make", "-C", os.path.join(mpy_dir, "mpy-cross")] + jobs, check=True)
     args = ["make", "-C", os.path.join(mpy_dir, "ports", b["port"]), "BUILD=" + mp_build,
             "FROZEN_MANIFEST=" + boards.manifest(board)] + jobs
-    args += ["VARIANT=standard"] if b["port"] == "unix" else ["BOARD=" + board]
+    args += b.get("make") or (["VARIANT=standard"] if b["port"] == "unix" else ["BOARD=" + board])
     print("[firmware] %s" % " ".join(args), flush=True)
     subprocess.run(args, check=True, env=env)
     src = os.path.join(mp_build, OUTPUT[b["port"]])

@@ -12,6 +12,7 @@ frozen module compiles with mpy-cross for each port's architecture (xtensawin fo
 ESP32-S3, armv6m for RP2040, x64 for the unix port). It prints the frozen .mpy sizes.
 """
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -72,9 +73,14 @@ class Manifest:
             os.chdir(prev)
 
     def metadata(self, **kw):
-        # each manifest's own: the application's comes first (the driver's is its own)
-        if not self.metadata_kw:
-            self.metadata_kw.update(kw)
+        # MicroPython's manifestfile.py keeps one metadata per include chain (only require()
+        # starts a new one) and refuses a second call: the build would stop there
+        if self.metadata_kw:
+            self.errors.append("metadata() is called twice in one include chain: MicroPython "
+                               "refuses that ('Duplicate call to metadata()'); keep it in "
+                               "firmware/manifest.py only")
+            return
+        self.metadata_kw.update(kw)
 
     def require(self, name, **_kw):
         self.required.append(name)
@@ -122,6 +128,24 @@ def read(board=None, dep_dir=None):
     return m
 
 
+def c_name(target):
+    """The C identifier MicroPython's mpy-tool.py makes of a frozen module's path (its tables
+    are named after it): 'rbnode/version.py' -> 'rbnode_version'."""
+    return re.sub("[^a-zA-Z0-9_]", "_", "_".join(target.split(".")[:-1]))
+
+
+def c_name_clashes(targets):
+    """Frozen modules whose C names are the same: the image's frozen_content.c defines the
+    same tables twice and does not compile (it happened: rbnode/version.py and a generated
+    rbnode_version.py)."""
+    seen = {}
+    for t in targets:
+        seen.setdefault(c_name(t), []).append(t)
+    return ["%s: frozen modules with one C name (%s): MicroPython's frozen_content.c will not "
+            "compile; rename one" % (" and ".join(sorted(ts)), n)
+            for n, ts in sorted(seen.items()) if len(ts) > 1]
+
+
 def check(compile_mpy=True, out=print):
     """All checks; returns the list of problems (empty: good)."""
     errs = []
@@ -134,6 +158,7 @@ def check(compile_mpy=True, out=print):
     frozen = {src for _t, src in app.files}
     targets = [t for t, _s in app.files]
     errs += ["%s is frozen twice" % t for t in set(targets) if targets.count(t) > 1]
+    errs += c_name_clashes(targets)
     lib = os.path.join(ROOT, "lib")
     for d, _dirs, names in os.walk(lib):
         for n in names:

@@ -46,7 +46,7 @@ def check(board, paths=None):
     d = stubs(board)
     cfg_dir = os.path.join(boards.ROOT, "build", "stubs", board + "-check")
     os.makedirs(cfg_dir, exist_ok=True)
-    built = deps.prepare()             # mqtt_as as frozen, rbnode_version
+    built = deps.prepare()             # mqtt_as as frozen, rbnode_build
     cfg = {"include": [os.path.relpath(os.path.join(boards.ROOT, p), cfg_dir)
                        for p in (paths or CHECKED)],
            "typeshedPath": d, "stubPath": d, "pythonVersion": "3.11",

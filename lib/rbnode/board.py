@@ -120,6 +120,8 @@ class Board:
 
     @staticmethod
     def epoch():
-        """Seconds since 1970 (MicroPython's time.time() counts from 2000 on the chips)."""
-        t = int(time.time())
+        """Seconds since 1970 (MicroPython's time.time() counts from 2000 on the chips). The
+        unix port's time.time() is a float, with a 128 s step on a float32 build: time_ns()
+        is exact everywhere it exists."""
+        t = time.time_ns() // 1000000000 if hasattr(time, "time_ns") else int(time.time())
         return t + 946684800 if time.gmtime(0)[0] == 2000 else t

@@ -16,7 +16,14 @@ MP_USER_LIB = os.getenv("MICROPY_LIB") or os.path.expanduser("~/.micropython/lib
 
 
 def micropython():
-    """The unix-port binary: the project venv's, else one on PATH."""
+    """The unix-port binary: $MICROPYTHON if set (any build: `make firmware BOARD=unix32`'s
+    runs the tests and benchmarks on the chips' memory model), else the project venv's, else
+    one on PATH."""
+    given = os.getenv("MICROPYTHON")
+    if given:
+        if not (os.path.isfile(given) and os.access(given, os.X_OK)):
+            raise RuntimeError("MICROPYTHON=%s is not an executable file" % given)
+        return os.path.abspath(given)
     venv = os.path.join(ROOT, ".venv", "bin", "micropython")
     if os.path.exists(venv):
         return venv
@@ -26,10 +33,12 @@ def micropython():
     return found
 
 
-def micropypath(extra=()):
+def micropypath(extra=(), frozen_first=False):
     """Host shims first (they shadow machine/network), then our lib, the frozen modules,
-    then the user library where mqtt_as is installed."""
-    return ":".join(list(extra) + [HOSTBOARD, LIB, ".frozen", MP_USER_LIB])
+    then the user library where mqtt_as is installed. frozen_first: the binary's frozen
+    modules before lib/ (a `make firmware` build runs its own frozen app, as a chip does)."""
+    tail = [".frozen", LIB] if frozen_first else [LIB, ".frozen"]
+    return ":".join(list(extra) + [HOSTBOARD] + tail + [MP_USER_LIB])
 
 
 def node_env(bench=None, board_dir=None, extra=None, path_extra=()):

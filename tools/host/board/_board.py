@@ -104,11 +104,12 @@ def soft_reset():
     _leave("reset", EXIT_RESET)
 
 
-def world_epoch():
-    """Seconds since 1970 on the simulator's world clock (follows fast-forwards)."""
+def world_epoch_us():
+    """Microseconds since 1970 on the simulator's world clock (follows fast-forwards), an
+    integer: float seconds since 1970 have a 128 s step on a float32 build."""
     if _sim.address():
-        return _sim.ctl("time")["epoch"]
-    return time.time()
+        return _sim.ctl("time")["epoch_us"]
+    return time.time_ns() // 1000
 
 
 class RTC:
@@ -119,19 +120,21 @@ class RTC:
         if port() == "rp2":
             self.memory = None
 
-    def _offset(self):
+    def _offset_us(self):
         v = read_file("rtc_offset")
-        return float(v) if v else 0.0
+        try:
+            return int(v) if v else 0
+        except ValueError:
+            return 0
 
     def datetime(self, dt=None):
         if dt is None:
-            t = world_epoch() + self._offset()
-            tm = time.gmtime(int(t))
-            sub = int((t - int(t)) * 1000000)
-            return (tm[0], tm[1], tm[2], tm[6], tm[3], tm[4], tm[5], sub)
+            t = world_epoch_us() + self._offset_us()
+            tm = time.gmtime(t // 1000000)
+            return (tm[0], tm[1], tm[2], tm[6], tm[3], tm[4], tm[5], t % 1000000)
         y, mo, d, _wd, h, mi, s = dt[:7]
-        want = time.mktime((y, mo, d, h, mi, s, 0, 0)) + (dt[7] / 1e6 if len(dt) > 7 else 0)
-        write_file("rtc_offset", str(want - world_epoch()).encode())
+        want = time.mktime((y, mo, d, h, mi, s, 0, 0)) * 1000000 + (dt[7] if len(dt) > 7 else 0)
+        write_file("rtc_offset", str(want - world_epoch_us()).encode())
 
     def init(self, dt):
         self.datetime(dt)

@@ -36,7 +36,10 @@ class Control:
 
     def op_time(self):
         t = self.srv.clock.now_us()
-        return {"t_us": t, "epoch": self.srv.epoch0 + t / 1e6}
+        # epoch_us: an integer, which a float32 MicroPython build reads exactly (a float
+        # epoch in float32 has a 128 s step)
+        return {"t_us": t, "epoch": self.srv.epoch0 + t / 1e6,
+                "epoch_us": int(round(self.srv.epoch0 * 1e6)) + t}
 
     def op_fast_forward(self, ms):
         """Skip world time (a node in deep sleep): modules keep measuring meanwhile."""
