@@ -2,7 +2,9 @@
 writes them to build/bench/<suite>.json (or $BENCH_OUT/<suite>.json). Figures and their scenarios: bench/README.md.
 
 Suites: driver (a minute), latency (3 minutes), energy (5 minutes), sleep (2 minutes),
-node (about 20 minutes: the smallest heap is found by bisection)."""
+node (about 20 minutes: the smallest heap is found by bisection), node32 (the same on the chips'
+memory model, with and without TLS: about 40 minutes; MPY_DIR=<MicroPython tree> or
+MICROPYTHON=<unix32 binary>, else skipped)."""
 import json
 import os
 import re
@@ -55,6 +57,7 @@ SUITES = {
     "energy": lambda: _script("energy.py"),
     "sleep": lambda: _script("sleep_wake.py"),
     "node": lambda: _script("node_heap.py"),
+    "node32": lambda: _script("node32.py"),
 }
 
 

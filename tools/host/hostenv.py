@@ -36,9 +36,10 @@ def micropython():
 def micropypath(extra=(), frozen_first=False):
     """Host shims first (they shadow machine/network), then our lib, the frozen modules,
     then the user library where mqtt_as is installed. frozen_first: the binary's frozen
-    modules before lib/ (a `make firmware` build runs its own frozen app, as a chip does)."""
-    tail = [".frozen", LIB] if frozen_first else [LIB, ".frozen"]
-    return ":".join(list(extra) + [HOSTBOARD] + tail + [MP_USER_LIB])
+    modules first (a `make firmware` build runs its own frozen app, as a chip does, and
+    BOARD=unix32's frozen host board)."""
+    mid = [".frozen", HOSTBOARD, LIB] if frozen_first else [HOSTBOARD, LIB, ".frozen"]
+    return ":".join(list(extra) + mid + [MP_USER_LIB])
 
 
 def node_env(bench=None, board_dir=None, extra=None, path_extra=()):
