@@ -6,6 +6,7 @@
   host-board directory). Header comments configure the file:
       # sim: <scenario name or path>   start a simulator, RBAMP_SIM points at it
       # broker: yes                       start a private mosquitto, MQTT_HOST/MQTT_PORT set
+                                          (MQTT_PID: its process, to pause it)
       # timeout: <seconds>                default 120
   A script that prints `SKIP` alone on a line is skipped (MicroPython test-suite rule).
 """
@@ -75,7 +76,8 @@ class MpFile(pytest.File):
                 bench = hostenv.SimProcess(None if sc == "default" else sc)
             if self.header.get("broker") == "yes":
                 broker = Broker()
-                extra = {"MQTT_HOST": broker.host, "MQTT_PORT": str(broker.port)}
+                extra = {"MQTT_HOST": broker.host, "MQTT_PORT": str(broker.port),
+                         "MQTT_PID": str(broker.proc.pid)}
             board = tempfile.mkdtemp(prefix="rbnode-board-")
             env = hostenv.node_env(bench.address if bench else None, board, extra,
                                    path_extra=[MP_DIR])
