@@ -151,6 +151,35 @@ def _malformed(rng, i):
     return cases[i % len(cases)]
 
 
+def tcp_nodelay(pid, port):
+    """TCP_NODELAY of process pid's TCP socket to `port`, read from the socket itself: its
+    descriptor copied into this process (pidfd_getfd, Linux 5.6+, ptrace rights)."""
+    import ctypes
+    import socket
+    inodes = set()
+    with open("/proc/%d/net/tcp" % pid) as f:
+        for line in f.readlines()[1:]:
+            col = line.split()
+            if int(col[2].split(":")[1], 16) == port and col[3] == "01":    # ESTABLISHED
+                inodes.add(col[9])
+    fds = [int(fd) for fd in os.listdir("/proc/%d/fd" % pid)
+           if os.readlink("/proc/%d/fd/%s" % (pid, fd)).strip("socket:[]") in inodes]
+    assert fds, "no connection to port %d in process %d" % (port, pid)
+    libc = ctypes.CDLL(None, use_errno=True)
+    pidfd = os.pidfd_open(pid)
+    try:
+        fd = libc.syscall(438, pidfd, fds[0], 0)       # SYS_pidfd_getfd
+        if fd < 0:
+            pytest.skip("pidfd_getfd refused (errno %d)" % ctypes.get_errno())
+        s = socket.socket(fileno=fd)
+        try:
+            return s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        finally:
+            s.close()
+    finally:
+        os.close(pidfd)
+
+
 def test_malformed_commands_refused_valid_ones_work(tmp_path):
     broker = Broker()
     rng = random.Random(7)
@@ -160,6 +189,9 @@ def test_malformed_commands_refused_valid_ones_work(tmp_path):
                                                         mqtt={"allow_totals": True})) as run:
             run.ctl.set_load(module="ui3", ch=0, load=2000)
             rec.wait(lambda m: m.topic == BASE + "/ui3/energy", timeout=30)
+            # mqtt_as writes a packet in pieces: without TCP_NODELAY each waits for the
+            # broker host's delayed ACK (net/mqtt_client.py)
+            assert tcp_nodelay(run.proc.pid, broker.port) == 1
             mark = rec.mark()
             n = 150                      # (the 2000-command fuzz: tests/test_wire.py)
             for i in range(n):           # a stream, at 10 commands a second
