@@ -193,3 +193,61 @@ def test_firmware_build_names_picotool_before_the_pico_sdk_goes_looking(tmp_path
     assert picotool_problems({"picotool_DIR": str(inst / "lib/cmake/picotool")}) == []
     (inst / "bin").mkdir()
     assert picotool_problems({"PATH": str(inst / "bin")}) == []   # found as cmake finds it
+
+
+def test_unix32_build_needs_a_32_bit_gcc(tmp_path, monkeypatch):
+    (tmp_path / "ports" / "unix").mkdir(parents=True)
+    (tmp_path / "ports" / "unix" / "Makefile").write_text("")
+    monkeypatch.setattr("tools.firmware.gcc_m32", lambda: False)
+    p = "\n".join(problems("unix32", str(tmp_path)))
+    assert "lib/mbedtls is empty" in p and "gcc-multilib" in p, p
+    assert "gcc-multilib" not in "\n".join(problems("unix", str(tmp_path)))
+
+
+def test_manifest_check_refuses_what_micropython_refuses(tmp_path):
+    """A second metadata() in one include chain stops MicroPython's build; so do two frozen
+    modules with one C name (mpy-tool names frozen_content.c's tables after the path)."""
+    from tools.manifest import c_name, c_name_clashes
+    (tmp_path / "inner.py").write_text('metadata(version="1")\n')
+    (tmp_path / "outer.py").write_text('metadata(version="1")\ninclude("inner.py")\n')
+    m = Manifest()
+    m.include(str(tmp_path / "outer.py"))
+    assert m.errors and "Duplicate call to metadata()" in m.errors[0], m.errors
+    assert c_name("rbnode/net/link.py") == "rbnode_net_link"
+    assert c_name_clashes(["rbnode/version.py", "rbnode_version.py", "a.py"]) and \
+        not c_name_clashes(["rbnode/version.py", "rbnode_build.py"])
+
+
+MPY_DIR = os.getenv("MPY_DIR")
+
+
+@pytest.mark.skipif(not (MPY_DIR and os.path.isfile(os.path.join(MPY_DIR, "tools",
+                                                                   "manifestfile.py"))),
+                    reason="MPY_DIR (a MicroPython tree) not given")
+def test_board_manifests_run_in_micropythons_own_manifestfile(monkeypatch):
+    """Every board's manifest through MicroPython's tools/manifestfile.py itself (our
+    reading of it in tools/manifest.py is a model: this is the real thing, as the build
+    runs it), with no two frozen modules of one C name."""
+    import importlib.util
+    from tools import deps
+    from tools.manifest import c_name_clashes
+    if not os.path.isfile(os.path.join(MPY_DIR, "lib", "micropython-lib", "README.md")):
+        pytest.skip("MPY_DIR has no lib/micropython-lib")
+    spec = importlib.util.spec_from_file_location(
+        "manifestfile", os.path.join(MPY_DIR, "tools", "manifestfile.py"))
+    mf = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mf)
+    monkeypatch.setenv("RBNODE_DEPS", deps.prepare())
+    for name, b in boards.BOARDS.items():
+        port = os.path.join(MPY_DIR, "ports", b["port"])
+        board_dir = os.path.join(port, "variants", "standard") if b["port"] == "unix" else \
+            os.path.join(port, "boards", name)
+        m = mf.ManifestFile(mf.MODE_FREEZE, {
+            "MPY_DIR": MPY_DIR, "MPY_LIB_DIR": os.path.join(MPY_DIR, "lib", "micropython-lib"),
+            "PORT_DIR": port, "BOARD_DIR": board_dir})
+        m.execute(boards.manifest(name))
+        targets = [f.target_path for f in m.files()]
+        assert "rbnode/app.py" in targets and "rbamp/device.py" in targets, name
+        assert "mqtt_as/__init__.py" in targets and "ssl/__init__.py" in targets or \
+            "ssl.py" in targets, (name, sorted(targets)[:20])
+        assert not c_name_clashes(targets), (name, c_name_clashes(targets))
