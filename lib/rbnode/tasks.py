@@ -84,7 +84,11 @@ class Tasks:
         return e.task
 
     def beat(self, name):
-        self._long[name].beat = ticks_ms()
+        """name is alive (a no-op where it is not a supervised task of this group: a wait
+        shared by a task and a one-off caller)."""
+        e = self._long.get(name)
+        if e is not None:
+            e.beat = ticks_ms()
 
     def spawn(self, coro):
         """A short task (one command, one message): kept until it ends, a failure logged."""

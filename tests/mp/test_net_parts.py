@@ -77,8 +77,9 @@ def test_discovery_parts_fit_1_kib_at_the_longest_names():
         for variant in ("UI1", "UI2", "UI3", "I1", "I3"):
             mod = _module(longest, variant)
             node_name = {None: "x", "escaped": '"' * 64, "utf8": "ä" * 32}[longest]
-            devs = discovery.devices("b" * (64 if longest else 6), nid,
-                                     {"name": node_name, "sw": "0.1.0", "model": "m"}, [mod])
+            devs = [(oid, list(parts), most) for oid, parts, most in discovery.devices(
+                "b" * (64 if longest else 6), nid,
+                {"name": node_name, "sw": "0.1.0", "model": "m"}, [mod])]
             for oid, parts, most in devs:
                 seen = []
                 for p in parts:
@@ -102,9 +103,11 @@ def test_discovery_parts_fit_1_kib_at_the_longest_names():
 
 
 def test_discovery_names_and_ids():
-    meas, energy = discovery.module_components("node1", {
-        "id": "sub-panel", "name": "Sub panel Küche", "uid": "ab12", "channels": 2, "channel_names": ["oven", ""],
-        "voltage": True, "export": False})
+    mod = {"id": "sub-panel", "name": "Sub panel Küche", "uid": "ab12", "channels": 2,
+           "channel_names": ["oven", ""], "voltage": True, "export": False}
+    meas = list(discovery.module_components("node1", mod))
+    energy = list(discovery.module_components("node1", mod, True))
+    eq(len(meas) + len(energy), discovery.component_count(mod))
     c = dict(meas)
     eq(c["p0"]["name"], "Oven power")
     eq(c["p1"]["name"], "Channel 2 power")

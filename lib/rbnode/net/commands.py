@@ -267,7 +267,7 @@ class Commands:
         return {"changed": changed}
 
     async def _discovery(self):
-        self.net.announce()
+        await self.net.announce()
 
     async def _reboot(self):
         self.net.tasks.spawn(self._reboot_later())

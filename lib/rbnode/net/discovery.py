@@ -1,7 +1,7 @@
 """Home Assistant MQTT discovery payloads (pure: no I/O, no hardware).
 
     for oid, parts, most in devices(base, node_id, node_info, modules):
-        for i, payload in enumerate(parts):
+        for i, payload in enumerate(parts):             # each built when it is taken
             publish(topic(prefix, oid, i), payload)     # retained
 
 Device-based discovery (HA 2024.11+): the node is one HA device (diagnostics), every module
@@ -90,76 +90,83 @@ def _dumps(obj):
     return json.dumps(obj, separators=(",", ":"))
 
 
-def _size(obj):
-    """Bytes on the wire (UTF-8), not characters: the limit is the broker's and mqtt_as's."""
-    return len(_dumps(obj).encode())
-
-
-def module_components(nid, mod):
-    """(measurements, energy): [(component id, config)] of one module in a fixed order.
-    mod: id, name (shown), uid, channels, channel_names, voltage, export (bool). Energy
-    components read the module's energy topic, the others its state topic."""
-    meas, energy = [], []
+def module_components(nid, mod, energy=False):
+    """The components of one module in a fixed order, one at a time: (component id, config).
+    energy False: the measurements (read from the module's state topic); True: the energy
+    totals (its energy topic). mod: id, name (shown), uid, channels, channel_names, voltage,
+    export (bool)."""
     base_uid = "%s_%s_" % (nid, mod["uid"])
     base_eid = "%s_%s_" % (slug(nid), slug(mod["id"]))
-    if mod["voltage"]:
-        meas.append(("u", _component(base_uid + "u", base_eid + "voltage", "voltage",
-                                     "voltage", "V", "measurement", "u")))
-    meas.append(("f", _component(base_uid + "f", base_eid + "frequency", "frequency",
-                                 "frequency", "Hz", "measurement", "f")))
-    keys = ("i", "p", "s", "q", "pf", "ei", "ee") if mod["voltage"] else ("i",)
+    if not energy:
+        if mod["voltage"]:
+            yield "u", _component(base_uid + "u", base_eid + "voltage", "voltage",
+                                  "voltage", "V", "measurement", "u")
+        yield "f", _component(base_uid + "f", base_eid + "frequency", "frequency",
+                              "frequency", "Hz", "measurement", "f")
+    keys = (("ei", "ee") if energy else ("i", "p", "s", "q", "pf")) if mod["voltage"] else \
+        (() if energy else ("i",))
     for ch in range(mod["channels"]):
         cname = channel_name(mod, ch)
         for k in keys:
             if k == "ee" and not mod["export"]:
                 continue
             label, dclass, unit, sclass = ENTITIES[k]
-            cid = "%s%d" % (k, ch)
             tpl = "%s[%d]" % ({"ei": "imp", "ee": "exp"}.get(k, k), ch)
-            c = _component(base_uid + cid, base_eid + slug(cname + label), cname + label,
-                           dclass, unit, sclass, tpl)
-            (energy if k in ("ei", "ee") else meas).append((cid, c))
-    return meas, energy
+            yield "%s%d" % (k, ch), _component(base_uid + "%s%d" % (k, ch),
+                                               base_eid + slug(cname + label), cname + label,
+                                               dclass, unit, sclass, tpl)
+
+
+def component_count(mod):
+    """How many components module_components() gives for mod (both groups)."""
+    if not mod["voltage"]:
+        return 1 + mod["channels"]
+    return 2 + mod["channels"] * (6 + (1 if mod["export"] else 0))
 
 
 def node_components(nid):
-    out = []
     for key, label, dclass, unit, sclass in DIAGNOSTICS:
-        out.append((key, _component("%s_%s" % (nid, key), "%s_%s" % (slug(nid), slug(label)),
-                                    label, dclass, unit, sclass, key,
-                                    {"ent_cat": "diagnostic"})))
-    return out
+        yield key, _component("%s_%s" % (nid, key), "%s_%s" % (slug(nid), slug(label)),
+                              label, dclass, unit, sclass, key, {"ent_cat": "diagnostic"})
+
+
+def _utf8_len(text):
+    return len(text.encode())
 
 
 def pack(device, groups, limit=LIMIT):
-    """Split the components of a device into payloads of at most `limit` bytes, each a
-    complete device message. groups: [(shared options, [(cid, config)])]; a message holds
-    components of one group. The first message carries the device and origin details, the
-    others only what HA requires (device ids, origin name). Returns [payload text]; a
-    component that does not fit into a message of its own raises ValueError."""
-    parts = []
+    """The components of a device in payloads of at most `limit` bytes, each a complete
+    device message, one at a time (a generator: at most one message and one component are
+    held, not the device's whole configuration). groups: [(shared options, iterator of
+    (cid, config))]; a message holds components of one group. The first message carries the
+    device and origin details, the others only what HA requires (device ids, origin name).
+    Yields payload texts; a component that does not fit into a message of its own raises
+    ValueError."""
+    first = True
     for shared, comps in groups:
-        cur = None
+        head = size = None
+        pieces = []
         for cid, c in comps:
-            if cur is not None:
-                cur["cmps"][cid] = c
-                if _size(cur) <= limit:
-                    continue
-                del cur["cmps"][cid]
-                parts.append(_dumps(cur))
-            cur = dict(shared)
-            if parts:
-                cur["dev"] = {"ids": device["ids"]}
-                cur["o"] = {"name": ORIGIN["name"]}
-            else:
-                cur["dev"] = device
-                cur["o"] = ORIGIN
-            cur["cmps"] = {cid: c}
-            if _size(cur) > limit:
-                raise ValueError("discovery component %s does not fit in %d bytes" % (cid, limit))
-        if cur is not None:
-            parts.append(_dumps(cur))
-    return parts
+            piece = '"%s":%s' % (cid, _dumps(c))
+            n = _utf8_len(piece)
+            if head is not None and size + 1 + n + 2 > limit:
+                yield head + ",".join(pieces) + "}}"
+                head = None
+                pieces = []
+            if head is None:
+                d = dict(shared)
+                d["dev"] = device if first else {"ids": device["ids"]}
+                d["o"] = ORIGIN if first else {"name": ORIGIN["name"]}
+                first = False
+                head = _dumps(d)[:-1] + ',"cmps":{'
+                size = _utf8_len(head) - 1       # the comma the first piece does not have
+                if size + 1 + n + 2 > limit:
+                    raise ValueError("discovery component %s does not fit in %d bytes"
+                                     % (cid, limit))
+            pieces.append(piece)
+            size += 1 + n
+        if head is not None:
+            yield head + ",".join(pieces) + "}}"
 
 
 def topic(prefix, object_id, part):
@@ -167,8 +174,10 @@ def topic(prefix, object_id, part):
 
 
 def devices(base, nid, node, modules, limit=LIMIT, expire_after=None):
-    """The discovery payloads of the node: [(object id, [payload], most)], `most` the parts
-    the device could need with the longest names (one per component).
+    """The discovery payloads of the node, one device at a time: (object id, iterator of
+    payloads, most), `most` the parts the device could need with the longest names (one per
+    component). Everything is built as it is consumed: a device's payloads only when its
+    turn comes, each payload only when the one before has been taken.
     node: name, sw, model; modules: dicts as for module_components plus variant and fw.
     expire_after (s, sleep mode): the values expire when the node stops waking, instead of
     following the status topic (which says "asleep" between wakes)."""
@@ -183,22 +192,20 @@ def devices(base, nid, node, modules, limit=LIMIT, expire_after=None):
     def expiring(comps):
         # expire_after is a sensor option, not one HA shares from the device level
         # (there HA refused every message: "extra keys not allowed @ data['expire_after']")
-        if expire_after:
-            for _, c in comps:
+        for cid, c in comps:
+            if expire_after:
                 c["exp_aft"] = expire_after
-        return comps
-    diag = expiring(node_components(nid))
-    out = [(nid, pack({"ids": [nid], "name": node["name"], "mf": "rbnode", "mdl": node["model"],
-                       "sw": node["sw"]},
-                      [(shared("%s/%s/health" % (base, nid)), diag)], limit),
-            len(diag))]
+            yield cid, c
+    yield (nid, pack({"ids": [nid], "name": node["name"], "mf": "rbnode",
+                      "mdl": node["model"], "sw": node["sw"]},
+                     [(shared("%s/%s/health" % (base, nid)), expiring(node_components(nid)))],
+                     limit), len(DIAGNOSTICS))
     for mod in modules:
         oid = "%s_%s" % (nid, mod["uid"])
         mt = "%s/%s/%s/" % (base, nid, mod["id"])
         dev = {"ids": [oid], "name": mod["name"], "mf": "rbAmp", "mdl": mod["variant"],
                "sw": mod["fw"], "sn": mod["uid"], "via_device": nid}
-        meas, energy = (expiring(c) for c in module_components(nid, mod))
-        out.append((oid, pack(dev, [(shared(mt + "state"), meas),
-                                    (shared(mt + "energy"), energy)], limit),
-                    len(meas) + len(energy)))
-    return out
+        yield (oid, pack(dev, [(shared(mt + "state"), expiring(module_components(nid, mod))),
+                               (shared(mt + "energy"),
+                                expiring(module_components(nid, mod, True)))], limit),
+               component_count(mod))

@@ -127,14 +127,18 @@ class Publisher:
         if not self.asleep:
             self.ha_due = ticks_ms()
 
-    def announce(self):
+    async def announce(self):
         """Discovery (if enabled), then every current value: after each connect and when
         Home Assistant comes online."""
         if self.m["discovery"]:
-            self.publish_discovery()
+            await self.publish_discovery()
         self.publish_values(last=True)        # after the discovery
 
-    def publish_discovery(self):
+    async def publish_discovery(self):
+        """The discovery messages, each built when the one before has left the outbox
+        (discovery.py makes them one at a time): the heap holds one being queued and those
+        the link has in flight, never the whole configuration (3 modules: about 10 KB of
+        text and 20 KB of dicts at once, which a chip's heap did not have at connect)."""
         node = self.node
         mods = []
         for m in node.meters:
@@ -152,15 +156,23 @@ class Publisher:
             expire = 3 * self.cfg["period_s"] + self.cfg["sleep"]["awake_s"]
         for oid, parts, _ in discovery.devices(self.m["base_topic"], node.node_id, info,
                                                   mods, expire_after=expire):
-            for i, p in enumerate(parts):
-                self.outbox.latest(discovery.topic(pre, oid, i), p, True, 1)
+            n = 0
+            for p in parts:
+                await self._queue_part(discovery.topic(pre, oid, n), p)
+                n += 1
             # clear the parts a longer configuration published and this one does not need;
             # never a slot that was not published (HA warns for each of them)
-            for i in range(len(parts), self.sent_parts.get(oid, 0)):
-                self.outbox.latest(discovery.topic(pre, oid, i), "", True, 1)
-            if self.sent_parts.get(oid) != len(parts):
-                self.sent_parts[oid] = len(parts)
+            for i in range(n, self.sent_parts.get(oid, 0)):
+                await self._queue_part(discovery.topic(pre, oid, i), "")
+            if self.sent_parts.get(oid) != n:
+                self.sent_parts[oid] = n
                 _save_parts(self.sent_parts)
+
+    async def _queue_part(self, topic, payload):
+        self.outbox.latest(topic, payload, True, 1)
+        while topic in self.outbox.values:       # until a publishing worker has taken it
+            self.tasks.beat("periodic")
+            await asyncio.sleep_ms(20)
 
     def publish_values(self, last=False):
         self.publish_states(last)
@@ -250,7 +262,7 @@ class Publisher:
             self.tasks.beat("periodic")
             now = ticks_ms()
             if self.ha_due is not None and ticks_diff(now, self.ha_due) >= 0:
-                self.announce()               # raises (e.g. MemoryError): due still, retried
+                await self.announce()         # raises (e.g. MemoryError): due still, retried
                 self.ha_due = None
             if ticks_diff(now, t_state) >= m["state_s"] * 1000:
                 t_state = now

@@ -69,8 +69,8 @@ class WakeNet:
         await link.ready()
         while not pub.reconciled:
             await asyncio.sleep_ms(20)
-        if discovery:                          # the values go out meanwhile (the outbox)
-            pub.publish_discovery()
+        if discovery:                          # queued one message at a time
+            await pub.publish_discovery()
         for m in self.node.metering.members():  # the RT values now, for the state message
             m.snapshot()
         pub.publish_values()
