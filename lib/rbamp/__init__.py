@@ -8,7 +8,7 @@
 """
 from ._regs import T_LATCH as LATCH_MS  # noqa: F401 - a latch's snapshot is ready after this
 from ._regs import T_WINDOW as RT_WINDOW_MS  # noqa: F401 - one RT window (§6)
-from .commissioning import CT_RATINGS  # noqa: F401 - CT model code -> rated A (§9.1)
+from .commissioning import CT_CODES, CT_RATINGS  # noqa: F401 - CT model code <-> rated A (§9.1)
 from .device import VARIANTS, RbAmp  # noqa: F401
 from .errors import (RbAmpError, RbAmpEvent, RbAmpIOError, RbAmpModeError,  # noqa: F401
                      RbAmpNotReadyError, RbAmpParamError, RbAmpSensorClass, RbAmpStaleError,

@@ -10,6 +10,9 @@ from .errors import RbAmpModeError, RbAmpParamError, RbAmpSensorClass
 CT_CODES_V13 = (1, 2, 3, 4, 6)  # 5 is refused by v1.3 firmware, 7 is uncharacterised (§9.1)
 CT_CODES_LEGACY = (1, 2, 3, 4, 5)
 CT_RATINGS = {1: 5, 2: 10, 3: 30, 4: 50, 5: 100, 6: 20, 7: 60}
+# rated A -> the CT model code set_ct_model_ch takes, for the characterised models (code 7,
+# 60 A, is not characterised, §9.1)
+CT_CODES = dict((a, c) for c, a in CT_RATINGS.items() if c != 7)
 
 
 class Commissioning:

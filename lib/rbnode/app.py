@@ -14,7 +14,6 @@ import asyncio
 import json
 import sys
 
-from . import config as _config
 from . import log
 
 CRASH_FILE = "crash.txt"
@@ -93,22 +92,23 @@ def _clear_crashes(board, cfg):
         _rtc_count(board, cfg, b"")
 
 
+BOOT_ONLY = ("pins", "config", "schema", "jsoncheck")
+
+
 def load_config(path):
+    """The checked config. The checker and its tables are needed at boot only: dropped
+    from the heap afterwards (about 4 KB on a chip; a later user imports them again)."""
+    from . import config as _config
     from . import pins
     cfg, errs = _config.load(path, pins.this_board())
-    _forget("pins")      # the pin tables are needed once, at boot: not kept in the heap
     if errs and "file not found" in errs[0]:
         log.warning("config", "%s; running with defaults (modules found on the bus, no network)",
                     errs[0])
         cfg, errs = _config.check({})
+    from rbnode import forget
+    for name in BOOT_ONLY:
+        forget(name)
     return cfg, errs
-
-
-def _forget(name):
-    import rbnode
-    sys.modules.pop("rbnode." + name, None)
-    if hasattr(rbnode, name):
-        delattr(rbnode, name)
 
 
 def run(path="config.json", board=None):

@@ -8,7 +8,6 @@ import asyncio
 import gc
 from time import ticks_add, ticks_diff, ticks_ms
 
-from . import config as _config
 from . import log
 from .hub import Hub
 from .ledger import Ledger, LedgerError
@@ -105,7 +104,8 @@ class Node:
 
     @staticmethod
     def _auto_spec(addr):
-        spec = _config.check({"modules": [{"address": addr}]})[0]["modules"][0]
+        from . import config               # boot only (app.BOOT_ONLY)
+        spec = config.check({"modules": [{"address": addr}]})[0]["modules"][0]
         return spec
 
     def _register(self, m):

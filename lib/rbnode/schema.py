@@ -4,7 +4,7 @@ is allowed (a secret's value never shown; a likely intended key for a typo).
 """
 import json
 
-from rbamp import CT_RATINGS
+from rbamp import CT_CODES
 
 from .names import display_problem, quoted, size_problem, topic_problem
 
@@ -17,8 +17,6 @@ from .names import display_problem, quoted, size_problem, topic_problem
 #   addr: I2C address 0x08..0x77 (integer or "0x50")
 #   sub: arg = nested schema       list: arg = (item spec, max items)
 #   opt_*: like * but null allowed (means "leave as it is" / "auto")
-# rated A -> CT model code, from the driver's table (§9.1); code 7 is uncharacterised
-CT_AMPS = dict((a, c) for c, a in CT_RATINGS.items() if c != 7)
 
 
 class ConfigError(ValueError):
@@ -164,9 +162,9 @@ def _value(path, spec, v, errs):
             return bad("must be an I2C address 0x08..0x77, as a number (80) or text (\"0x50\")")
         return a
     if kind == "ct":
-        if not _is_int(v) or v not in CT_AMPS:
+        if not _is_int(v) or v not in CT_CODES:
             return bad("must be the clamp's rated current in A: %s, or null to keep the module's"
-                       % ", ".join(str(k) for k in sorted(CT_AMPS)))
+                       % ", ".join(str(k) for k in sorted(CT_CODES)))
         return v
     if kind == "sub":
         if not isinstance(v, dict):

@@ -11,12 +11,11 @@ Which windows are new (SEQ) is the sampler's (seq.py).
 """
 from time import ticks_add, ticks_ms
 
-from rbamp import CT_RATINGS, RbAmp, RbAmpError, RbAmpEvent, RbAmpParamError, RbAmpSensorClass
+from rbamp import CT_CODES, CT_RATINGS, RbAmp, RbAmpError, RbAmpEvent, RbAmpParamError, RbAmpSensorClass
 from rbamp.rt import F_P
 
 from .. import log
 from ..integrate import f32_mw
-from ..schema import CT_AMPS
 from .booking import Booking
 from .events import StepDetector
 from .shadow import Shadow
@@ -146,7 +145,7 @@ class Meter:
                 log.warning("meter", "%s: ct[%d] set but the module has %d channels",
                             self.id, ch, dev.channels)
                 continue
-            changed = dev.set_ct_model_ch(ch, CT_AMPS[amps], save=False) or changed
+            changed = dev.set_ct_model_ch(ch, CT_CODES[amps], save=False) or changed
         if changed:
             dev.save_user_config()
             log.info("meter", "%s: sensor class / CT models written and saved", self.id)

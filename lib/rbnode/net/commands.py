@@ -23,12 +23,11 @@ import asyncio
 import json
 from time import ticks_add, ticks_diff, ticks_ms
 
-from rbamp import RbAmpSensorClass
+from rbamp import CT_CODES, RbAmpSensorClass
 
 from .. import log
 from ..integrate import parse_kwh_uwh
 from ..names import clean, quoted
-from ..schema import CT_AMPS
 
 MAX_PAYLOAD = 512
 # name -> {key: (type name, required)}
@@ -111,8 +110,8 @@ def _value(cmd, key, kind, v):
                 'ledger\'s)')
         return v
     if kind == "amps":
-        if isinstance(v, bool) or v not in CT_AMPS:
-            bad("must be one of %s" % ", ".join(str(a) for a in sorted(CT_AMPS)))
+        if isinstance(v, bool) or v not in CT_CODES:
+            bad("must be one of %s" % ", ".join(str(a) for a in sorted(CT_CODES)))
         return v
     if kind == "class":
         if v != "sct013":

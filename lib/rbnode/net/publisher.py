@@ -28,7 +28,6 @@ from time import ticks_add, ticks_diff, ticks_ms
 
 from .. import log
 from ..version import VERSION
-from . import discovery
 from .commands import Commands
 from .floors import Floors
 from .link import Link, utf8
@@ -138,7 +137,16 @@ class Publisher:
         """The discovery messages, each built when the one before has left the outbox
         (discovery.py makes them one at a time): the heap holds one being queued and those
         the link has in flight, never the whole configuration (3 modules: about 10 KB of
-        text and 20 KB of dicts at once, which a chip's heap did not have at connect)."""
+        text and 20 KB of dicts at once, which a chip's heap did not have at connect).
+        discovery.py itself is loaded for it and dropped after."""
+        from . import discovery
+        try:
+            await self._discovery(discovery)
+        finally:
+            from rbnode import forget
+            forget("net.discovery")
+
+    async def _discovery(self, discovery):
         node = self.node
         mods = []
         for m in node.meters:
