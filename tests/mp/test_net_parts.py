@@ -77,7 +77,8 @@ def test_discovery_parts_fit_1_kib_at_the_longest_names():
         for variant in ("UI1", "UI2", "UI3", "I1", "I3"):
             mod = _module(longest, variant)
             node_name = {None: "x", "escaped": '"' * 64, "utf8": "ä" * 32}[longest]
-            devs = [(oid, list(parts), most) for oid, parts, most in discovery.devices(
+            devs = [(oid, [discovery.text(p) for p in parts], most)
+                    for oid, parts, most in discovery.devices(
                 "b" * (64 if longest else 6), nid,
                 {"name": node_name, "sw": "0.1.0", "model": "m"}, [mod])]
             for oid, parts, most in devs:

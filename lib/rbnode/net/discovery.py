@@ -2,7 +2,7 @@
 
     for oid, parts, most in devices(base, node_id, node_info, modules):
         for i, payload in enumerate(parts):             # each built when it is taken
-            publish(topic(prefix, oid, i), payload)     # retained
+            publish(topic(prefix, oid, i), payload)     # retained; a list of texts (pack)
 
 Device-based discovery (HA 2024.11+): the node is one HA device (diagnostics), every module
 another (`via_device` the node), its values components of it. A device's components are
@@ -136,37 +136,46 @@ def _utf8_len(text):
 
 def pack(device, groups, limit=LIMIT):
     """The components of a device in payloads of at most `limit` bytes, each a complete
-    device message, one at a time (a generator: at most one message and one component are
-    held, not the device's whole configuration). groups: [(shared options, iterator of
-    (cid, config))]; a message holds components of one group. The first message carries the
-    device and origin details, the others only what HA requires (device ids, origin name).
-    Yields payload texts; a component that does not fit into a message of its own raises
-    ValueError."""
+    device message, one at a time (a generator: one message and one component are held,
+    not the device's whole configuration). A payload is a list of texts whose concatenation
+    is the JSON message: the device head and one text per component, never joined into one
+    large string (text(payload) joins them, for tests). groups: [(shared options, iterator
+    of (cid, config))]; a message holds components of one group. The first message carries
+    the device and origin details, the others only what HA requires (device ids, origin
+    name). A component that does not fit into a message of its own raises ValueError."""
     first = True
     for shared, comps in groups:
-        head = size = None
-        pieces = []
+        pieces, size = None, 0
         for cid, c in comps:
             piece = '"%s":%s' % (cid, _dumps(c))
             n = _utf8_len(piece)
-            if head is not None and size + 1 + n + 2 > limit:
-                yield head + ",".join(pieces) + "}}"
-                head = None
-                pieces = []
-            if head is None:
+            if pieces is not None and size + 1 + n + 2 > limit:
+                pieces.append("}}")
+                yield pieces
+                pieces = None
+            if pieces is None:
                 d = dict(shared)
                 d["dev"] = device if first else {"ids": device["ids"]}
                 d["o"] = ORIGIN if first else {"name": ORIGIN["name"]}
                 first = False
-                head = _dumps(d)[:-1] + ',"cmps":{'
-                size = _utf8_len(head) - 1       # the comma the first piece does not have
-                if size + 1 + n + 2 > limit:
+                pieces = [_dumps(d)[:-1] + ',"cmps":{']
+                size = _utf8_len(pieces[0])
+                if size + n + 2 > limit:
                     raise ValueError("discovery component %s does not fit in %d bytes"
                                      % (cid, limit))
+            else:
+                piece = "," + piece
+                n += 1
             pieces.append(piece)
-            size += 1 + n
-        if head is not None:
-            yield head + ",".join(pieces) + "}}"
+            size += n
+        if pieces is not None:
+            pieces.append("}}")
+            yield pieces
+
+
+def text(payload):
+    """A payload of pack() as one string."""
+    return "".join(payload)
 
 
 def topic(prefix, object_id, part):

@@ -55,6 +55,20 @@ def utf8(text):
     return memoryview(text) if isinstance(text, str) else text
 
 
+class Pieces:
+    """A payload in pieces (texts or bytes), written one after the other: a discovery
+    message is never joined into one string of up to 1 KB, the largest allocation of a
+    connect (a fragmented heap has the room in pieces, not in one block). mqtt_as sizes the
+    packet with len() and writes the payload with _as_write (below)."""
+
+    def __init__(self, parts):
+        self.parts = [memoryview(p) if isinstance(p, str) else p for p in parts]
+        self.n = sum(len(p) for p in self.parts)
+
+    def __len__(self):
+        return self.n
+
+
 def mqtt_config(cfg, client_id, status_topic):
     """The mqtt_as config dict for our config.json sections."""
     from mqtt_as import config as defaults
@@ -276,6 +290,10 @@ class Link:
             for j in jobs:
                 j.cancel()
             raise
+
+    def pending(self, topic):
+        """A message on topic is queued or being published."""
+        return topic in self.outbox.values or topic in self._inflight
 
     async def ready(self):
         """Until connected with the birth out."""

@@ -3,6 +3,7 @@
 mqtt_as is a dependency, not our code: these overrides change the least that makes it
 hold up against what a broker and a network really do, each with the reason:
   - inbound bounded before it is allocated (_as_read), oversize messages counted;
+  - a payload may come in pieces (Pieces: _as_write), never joined;
   - its reader takes waiting messages in bursts (_handle_msg), and an ack is waited for as
     long as data keeps arriving (_await_pid): an inbound flood no longer drops the link;
   - a closed socket is a connection loss, not an AssertionError (wait_msg);
@@ -16,6 +17,8 @@ from time import ticks_diff, ticks_ms
 
 import mqtt_as
 from mqtt_as import MQTTClient
+
+from .link import Pieces
 
 MAX_IN = 1024               # longest topic or payload taken in (ours: commands <= 512 bytes,
                             # retained totals < 100): a longer one is read and dropped
@@ -73,6 +76,10 @@ class Client(MQTTClient):
 
     async def _as_write(self, data, length=0, sock=None):
         try:
+            if isinstance(data, Pieces):
+                for p in data.parts:
+                    await super()._as_write(p, 0, sock)
+                return None
             return await super()._as_write(data, length, sock)
         except OSError as e:
             self._lost("writing: %s" % (e,))

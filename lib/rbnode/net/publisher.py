@@ -30,7 +30,7 @@ from .. import log
 from ..version import VERSION
 from .commands import Commands
 from .floors import Floors
-from .link import Link, utf8
+from .link import Link, Pieces, utf8
 from .outbox import Outbox
 from .payload import energy_json, state_json
 
@@ -134,10 +134,10 @@ class Publisher:
         self.publish_values(last=True)        # after the discovery
 
     async def publish_discovery(self):
-        """The discovery messages, each built when the one before has left the outbox
-        (discovery.py makes them one at a time): the heap holds one being queued and those
-        the link has in flight, never the whole configuration (3 modules: about 10 KB of
-        text and 20 KB of dicts at once, which a chip's heap did not have at connect).
+        """The discovery messages, each built when the broker has the one before
+        (discovery.py makes them one at a time): the heap holds one message, never the whole
+        configuration (3 modules: about 10 KB of text and 20 KB of dicts at once, which a
+        chip's heap did not have at connect), nor several in flight.
         discovery.py itself is loaded for it and dropped after."""
         from . import discovery
         try:
@@ -166,7 +166,7 @@ class Publisher:
                                                   mods, expire_after=expire):
             n = 0
             for p in parts:
-                await self._queue_part(discovery.topic(pre, oid, n), p)
+                await self._queue_part(discovery.topic(pre, oid, n), Pieces(p))
                 n += 1
             # clear the parts a longer configuration published and this one does not need;
             # never a slot that was not published (HA warns for each of them)
@@ -178,9 +178,9 @@ class Publisher:
 
     async def _queue_part(self, topic, payload):
         self.outbox.latest(topic, payload, True, 1)
-        while topic in self.outbox.values:       # until a publishing worker has taken it
+        while self.link.pending(topic):           # until the broker has it: one at a time
             self.tasks.beat("periodic")
-            await asyncio.sleep_ms(20)
+            await asyncio.sleep_ms(10)
 
     def publish_values(self, last=False):
         self.publish_states(last)
