@@ -6,7 +6,8 @@ The binary: $MICROPYTHON if set (it must be a 32-bit float32 build), else
 build/unix32/firmware-* built from MPY_DIR now (a MicroPython checkout with its submodules;
 incremental after the first build). Without either the suite is skipped, saying so.
 
-Figures (bench/README.md): the heap of `import rbamp` and of the continuous-mode app, then
+Figures (bench/README.md): the heap of the host board (which the node's figures include), of
+`import rbamp` and of the continuous-mode app, then
 bench/node_heap.py on that binary (heap after boot, live set, peak, the smallest heap for
 5 minutes of the 3-module MQTT scenario), then the same over TLS.
 """
@@ -20,6 +21,8 @@ from tools.host import hostenv  # noqa: E402
 
 IMPORTS = """
 import gc
+gc.collect(); h = gc.mem_alloc()
+import machine, network
 gc.collect(); a = gc.mem_alloc()
 import rbamp
 gc.collect(); b = gc.mem_alloc()
@@ -27,6 +30,7 @@ from rbnode import app, node
 from rbnode.net import publisher
 gc.collect(); c = gc.mem_alloc()
 import sys
+print("node32_host_board_bytes: %d bytes (machine, network: C modules on a chip)" % (a - h))
 print("node32_import_rbamp_bytes: %d bytes" % (b - a))
 print("node32_import_app_bytes: %d bytes (rbamp, rbnode continuous mode, mqtt_as)" % (c - a))
 print("node32_frozen:", "rbnode" in str(app.__file__) and not app.__file__.startswith("/"))
