@@ -28,7 +28,6 @@ from time import ticks_add, ticks_diff, ticks_ms
 
 from .. import log
 from ..version import VERSION
-from .commands import Commands
 from .floors import Floors
 from .link import Link, Pieces, utf8
 from .outbox import Outbox
@@ -80,7 +79,7 @@ class Publisher:
         self.link = Link(cfg, cid, self.base + "/status", self.outbox, self._on_up,
                          self._on_message, self._on_bound, self._on_oversize,
                          tasks=node.supervisor.group("link"))
-        self.commands = Commands(node, self)
+        self.commands = None              # made at the first command (_commands)
         self.link.subscribe(self.base + "/cmd/+", 1)
         self.link.subscribe(m["discovery_prefix"] + "/status", 1)
         self.reconciled = False           # the broker's retained totals were read
@@ -236,7 +235,7 @@ class Publisher:
     # ---- incoming --------------------------------------------------------------------------
     def _on_message(self, topic, msg, retained):
         if topic.startswith(self.base + "/cmd/"):
-            self.commands.handle(topic[len(self.base) + 5:], msg, retained)
+            self._commands().handle(topic[len(self.base) + 5:], msg, retained)
         elif topic == self.base + "/stay_awake":
             on = bytes(msg).strip().lower() in (b"on", b"1", b"true", b"yes")
             if on != self.node.stay_awake:
@@ -251,9 +250,17 @@ class Publisher:
         elif topic.endswith("/energy") and not self.reconciled and retained:
             self.floors.offer(topic[len(self.base) + 1:-len("/energy")], msg)
 
+    def _commands(self):
+        """The command handler, loaded at the first command: most nodes never get one, and
+        commands.py is 1.5 KB of heap on a chip while it is loaded."""
+        if self.commands is None:
+            from .commands import Commands
+            self.commands = Commands(self.node, self)
+        return self.commands
+
     def _on_oversize(self, topic, n, retained):
         if topic.startswith(self.base + "/cmd/"):
-            self.commands.too_long(topic[len(self.base) + 5:], n)
+            self._commands().too_long(topic[len(self.base) + 5:], n)
 
     async def _on_bound(self, why):
         if self.on_bound_action:
