@@ -11,7 +11,8 @@ Which windows are new (SEQ) is the sampler's (seq.py).
 """
 from time import ticks_add, ticks_ms
 
-from rbamp import CT_CODES, CT_RATINGS, RbAmp, RbAmpError, RbAmpEvent, RbAmpParamError, RbAmpSensorClass
+from rbamp import (CT_CODES, CT_RATINGS, RbAmp, RbAmpError, RbAmpEvent, RbAmpParamError,
+                   RbAmpSensorClass)
 from rbamp.rt import F_P
 
 from .. import log

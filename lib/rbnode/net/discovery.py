@@ -111,10 +111,10 @@ def module_components(nid, mod, energy=False):
             if k == "ee" and not mod["export"]:
                 continue
             label, dclass, unit, sclass = ENTITIES[k]
+            cid = "%s%d" % (k, ch)
             tpl = "%s[%d]" % ({"ei": "imp", "ee": "exp"}.get(k, k), ch)
-            yield "%s%d" % (k, ch), _component(base_uid + "%s%d" % (k, ch),
-                                               base_eid + slug(cname + label), cname + label,
-                                               dclass, unit, sclass, tpl)
+            yield cid, _component(base_uid + cid, base_eid + slug(cname + label),
+                                  cname + label, dclass, unit, sclass, tpl)
 
 
 def component_count(mod):

@@ -276,9 +276,11 @@ class Publisher:
             await asyncio.sleep_ms(200)
             self.tasks.beat("periodic")
             now = ticks_ms()
-            if self.ha_due is not None and ticks_diff(now, self.ha_due) >= 0:
+            due = self.ha_due
+            if due is not None and ticks_diff(now, due) >= 0:
                 await self.announce()         # raises (e.g. MemoryError): due still, retried
-                self.ha_due = None
+                if self.ha_due == due:        # not asked again meanwhile (a reconnect)
+                    self.ha_due = None
             if ticks_diff(now, t_state) >= m["state_s"] * 1000:
                 t_state = now
                 self.publish_states()
