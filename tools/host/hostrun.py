@@ -248,7 +248,9 @@ class LiveValues:
         if now - self.shown.get((mod, kind), -1e9) < self.EVERY_S:
             return
         try:
-            d = json.loads(m.payload)
+            # energy totals as the node wrote them ("0.003570", not the float 0.00357)
+            d = json.loads(m.payload, parse_float=str) if kind == "energy" else \
+                json.loads(m.payload)
         except ValueError:
             return
         self.shown[(mod, kind)] = now
