@@ -29,7 +29,6 @@ gc.collect(); b = gc.mem_alloc()
 from rbnode import app, node
 from rbnode.net import publisher
 gc.collect(); c = gc.mem_alloc()
-import sys
 print("node32_host_board_bytes: %d bytes (machine, network: C modules on a chip)" % (a - h))
 print("node32_import_rbamp_bytes: %d bytes" % (b - a))
 print("node32_import_app_bytes: %d bytes (rbamp, rbnode continuous mode, mqtt_as)" % (c - a))
@@ -67,8 +66,7 @@ def main():
         print("node32: skipped: %s" % why)
         return
     check(exe)
-    env = dict(os.environ, MICROPYTHON=os.path.abspath(exe))
-    os.environ.update(env)
+    os.environ["MICROPYTHON"] = os.path.abspath(exe)     # for run_mp and node_heap.py
     p = hostenv.run_mp("-c", [IMPORTS], hostenv.node_env(
         extra={"MICROPYPATH": hostenv.micropypath(frozen_first=True)}))
     if p.returncode or "node32_frozen: True" not in p.stdout:
@@ -77,7 +75,7 @@ def main():
     print(p.stdout, end="", flush=True)
     for extra in ([], ["--tls"]):
         r = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "node_heap.py"),
-                            "--frozen", "--prefix", "node32", "--step", "4"] + extra, env=env)
+                            "--frozen", "--prefix", "node32", "--step", "4"] + extra)
         if r.returncode:
             raise SystemExit("bench/node_heap.py %s failed" % " ".join(extra))
 

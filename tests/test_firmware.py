@@ -248,6 +248,6 @@ def test_board_manifests_run_in_micropythons_own_manifestfile(monkeypatch):
         m.execute(boards.manifest(name))
         targets = [f.target_path for f in m.files()]
         assert "rbnode/app.py" in targets and "rbamp/device.py" in targets, name
-        assert "mqtt_as/__init__.py" in targets and "ssl/__init__.py" in targets or \
-            "ssl.py" in targets, (name, sorted(targets)[:20])
+        assert "mqtt_as/__init__.py" in targets and (
+            "ssl/__init__.py" in targets or "ssl.py" in targets), (name, sorted(targets)[:20])
         assert not c_name_clashes(targets), (name, c_name_clashes(targets))

@@ -13,6 +13,7 @@ hold up against what a broker and a network really do, each with the reason:
     explained (wifi_connect, connect); every loss records why (_lost).
 """
 import asyncio
+import socket as _socket
 from time import ticks_diff, ticks_ms
 
 import mqtt_as
@@ -49,8 +50,6 @@ class _Sockets:
                 pass
         return s
 
-
-import socket as _socket  # noqa: E402
 
 mqtt_as.socket = _Sockets()
 
