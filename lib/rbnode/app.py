@@ -92,7 +92,7 @@ def _clear_crashes(board, cfg):
         _rtc_count(board, cfg, b"")
 
 
-BOOT_ONLY = ("pins", "config", "schema", "jsoncheck")
+BOOT_ONLY = ("pins", "config", "schema", "jsoncheck", "names")
 
 
 def load_config(path):

@@ -3,6 +3,8 @@
     hub.meters              list of Meter: .id .label .state .problem .dev.rt (latest RT block)
     await hub.periods.get() period records (dicts, see metering.py), oldest first
     await hub.events.get()  power events and node events (dicts with "kind")
+    hub.periods.take()      the oldest record or None, without waiting (also .events)
+    await hub.changed()     until a record or an event is put (one reader serves both feeds)
     hub.totals()            {meter name: [[import_wh, export_wh] per channel]}
     hub.health()            counters: samples, read errors, period outcomes, ledger, heap
     hub.summary()           the health document the node publishes (one figure per key)
@@ -17,12 +19,12 @@ from .version import VERSION
 
 
 class Feed:
-    def __init__(self, size=32):
+    def __init__(self, size=32, ev=None):
         self.size = size
         self.items = []
         self.dropped = 0
         self.count = 0
-        self._ev = asyncio.Event()
+        self._ev = asyncio.Event() if ev is None else ev   # set at each put
 
     def put(self, item):
         if not self.size:                 # nobody reads this feed (Hub.no_reader)
@@ -41,6 +43,9 @@ class Feed:
             await self._ev.wait()
         return self.items.pop(0)
 
+    def take(self):
+        return self.items.pop(0) if self.items else None
+
     def drain(self):
         out, self.items = self.items, []
         return out
@@ -51,10 +56,16 @@ class Hub:
         self.node_id = node_id
         self.meters = meters
         self.ledger = ledger
-        self.periods = Feed(32)
-        self.events = Feed(32)
+        self._put = asyncio.Event()
+        self.periods = Feed(32, self._put)
+        self.events = Feed(32, self._put)
         self.counters = {}       # filled by the node's services (name -> fn returning a dict)
         self.safe_mode = None    # list of messages when the node runs in safe mode
+
+    async def changed(self):
+        """Until something is put on a feed (take() found both empty just before)."""
+        self._put.clear()
+        await self._put.wait()
 
     def no_reader(self):
         """No network in this run: records and events are counted, not kept (kept, they

@@ -140,8 +140,8 @@ def test_every_task_of_the_node_fails_once_and_the_node_publishes_again():
         fail_once(node.sampler, "_round", MemoryError("sampler"), fired)        # node.sampler
         fail_once(node, "uptime_s", RuntimeError("supervise"), fired)           # node.supervise
         fail_once(pub, "publish_states", MemoryError("periodic"), fired)        # publisher.periodic
-        fail_once(pub, "publish_energy", OSError(5), fired)                     # publisher.periods
-        fail_once(pub.outbox, "put", ValueError("events"), fired)   # publisher.events or periods
+        fail_once(pub, "publish_energy", OSError(5), fired)                     # publisher.feeds
+        fail_once(pub.outbox, "put", ValueError("events"), fired)   # publisher.feeds (or periodic)
         fail_once(pub.link.client, "publish", MemoryError("worker"), fired)     # a link worker
         await node.latch_now()                 # a period record and an event now
         node.hub.events.put({"kind": "test", "module": "ui3"})
@@ -150,7 +150,7 @@ def test_every_task_of_the_node_fails_once_and_the_node_publishes_again():
         restarted = node.supervisor.report()
         if node.supervisor.failures < 6 or not {
                 "node.metering", "node.sampler", "node.supervise", "publisher.periodic",
-                "publisher.periods"} <= set(restarted) or not any(
+                "publisher.feeds"} <= set(restarted) or not any(
                 k.startswith("link.") for k in restarted):
             raise AssertionError("fired %r; restarted %r (%d failures)" % (
                 fired, restarted, node.supervisor.failures))

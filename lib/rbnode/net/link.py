@@ -32,10 +32,11 @@ from ..tasks import Tasks
 
 CONNECT_TIMEOUT_S = 120     # one connect attempt: WiFi association (60 s on ESP32) + broker
 GOODBYE_TIMEOUT_S = 5
-INFLIGHT = 4                # publishing workers: outbox messages out at once, one per topic
+INFLIGHT = 2                # publishing workers: outbox messages out at once, one per topic
                             # (one at a time, QoS 1 would wait for every PUBACK in turn; one
                             # per topic, as a reconnect may resend them in any order and the
-                            # newest value of a topic must arrive last)
+                            # newest value of a topic must arrive last). Two keep the link
+                            # busy at our rates; each more costs ~700 B of heap (32-bit)
 
 
 def backoff_ms(attempt, lo_s, hi_s):

@@ -99,8 +99,7 @@ class Publisher:
     def start(self):
         if not self.asleep:
             self.tasks.start("periodic", self._periodic, beat_s=30)
-            self.tasks.start("periods", self._periods)
-            self.tasks.start("events", self._events)
+            self.tasks.start("feeds", self._feeds)
         self.link.start()
         self.started = True
 
@@ -137,13 +136,14 @@ class Publisher:
         (discovery.py makes them one at a time): the heap holds one message, never the whole
         configuration (3 modules: about 10 KB of text and 20 KB of dicts at once, which a
         chip's heap did not have at connect), nor several in flight.
-        discovery.py itself is loaded for it and dropped after."""
+        discovery.py itself (and names.py, which it needs) is loaded for it and dropped after."""
         from . import discovery
         try:
             await self._discovery(discovery)
         finally:
             from rbnode import forget
             forget("net.discovery")
+            forget("names")
 
     async def _discovery(self, discovery):
         node = self.node
@@ -295,19 +295,20 @@ class Publisher:
                 t_health = now
                 self.publish_health()
 
-    async def _periods(self):
-        """Period records from the hub, then the totals."""
+    async def _feeds(self):
+        """The hub's feeds, one task for both (a task costs a chip ~700 B): each period
+        record, then the totals; each event, and for a power event that module's state."""
         hub = self.node.hub
         while True:
-            rec = await hub.periods.get()
-            self.outbox.put("%s/%s/period" % (self.base, rec["module"]), json.dumps(rec))
-            self.publish_energy()
-
-    async def _events(self):
-        """Events from the hub; a power event also sends that module's state at once."""
-        hub = self.node.hub
-        while True:
-            ev = await hub.events.get()
+            rec = hub.periods.take()
+            if rec is not None:
+                self.outbox.put("%s/%s/period" % (self.base, rec["module"]), json.dumps(rec))
+                self.publish_energy()
+                continue
+            ev = hub.events.take()
+            if ev is None:
+                await hub.changed()
+                continue
             self.outbox.put(self.base + "/events", json.dumps(ev), False, 1)
             m = hub.meter(ev.get("module"))
             if m is not None and m.state == "ok" and ev["kind"] == "power":

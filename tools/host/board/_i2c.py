@@ -13,9 +13,7 @@ class I2C:
     def __init__(self, id=0, *, scl=None, sda=None, freq=400000, timeout=50000):
         self.id = id
         self.freq = freq
-        self._req = bytearray(_FRAME + _MAXW)
-        mv = memoryview(self._req)
-        self._views = [mv[:k] for k in range(_FRAME + _MAXW + 1)]
+        self._req = bytearray(_FRAME + _MAXW)   # sent as write(buf, n): no view to allocate
         self._rsp = bytearray(3)
         self._npending = -1
         self._bus = _sim.inproc()
@@ -23,7 +21,7 @@ class I2C:
         if self._bus is None:
             self._sock = _sim.connect(b"I2C\n")
             struct.pack_into("<BBBHI", self._req, 0, 2, 0, 4, 0, freq)
-            self._sock.write(self._views[_FRAME + 4])
+            self._sock.write(self._req, _FRAME + 4)
             _sim.read_exact(self._sock, self._rsp)
         else:
             self._bus.freq = freq
@@ -51,7 +49,7 @@ class I2C:
         q[3] = rlen & 0xFF
         q[4] = rlen >> 8
         s = self._sock
-        s.write(self._views[_FRAME + wlen])
+        s.write(q, _FRAME + wlen)
         _sim.read_exact(s, self._rsp)
         status = self._rsp[0]
         n = self._rsp[1] | (self._rsp[2] << 8)
