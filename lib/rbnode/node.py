@@ -120,9 +120,6 @@ class Node:
         """The node's services, supervised (tasks.py), until stop()."""
         t = self.tasks
         t.start("sampler", self.sampler.run)
-        if self.cfg["mqtt"]["host"]:            # their only reader is the state message
-            state_ms = self.cfg["mqtt"]["state_s"] * 1000
-            t.start("slow", lambda: self.sampler.slow(state_ms))
         t.start("metering", self._metering, beat_s=3 * self.cfg["period_s"] + 5)
         t.start("saver", self._saver)
         t.start("supervise", self._supervise, beat_s=10)
@@ -243,9 +240,13 @@ class Node:
         return True
 
     async def _supervise(self):
-        """Lost modules become 'missing'; missing ones are looked for again."""
+        """Every second: lost modules become 'missing', missing ones are looked for again;
+        every mqtt.state_s the slow values are read (their only reader is the state
+        message: not without MQTT). One task for both: a task costs a chip ~700 B."""
         last = {}
         n = 0
+        slow_ms = self.cfg["mqtt"]["state_s"] * 1000 if self.cfg["mqtt"]["host"] else 0
+        slow_at = ticks_ms()
         while True:
             await asyncio.sleep(1)
             self.tasks.beat("supervise")
@@ -253,6 +254,9 @@ class Node:
             self.uptime_s()
             self._heap(collect=n % GC_EVERY_S == 0)
             now = ticks_ms()
+            if slow_ms and ticks_diff(now, slow_at) >= 0:
+                slow_at = ticks_add(now, slow_ms)
+                self.sampler.read_slow()
             for m in self.meters:
                 if m.state == "ok":
                     seen = last.get(m.id)

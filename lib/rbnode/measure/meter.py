@@ -201,7 +201,7 @@ class Meter:
 
     def read_slow(self):
         """Frequency and reactive power: registers apart from the RT block, for the state
-        message. Read by the node at the state rate (Sampler.slow), never by the network
+        message. Read by the node at the state rate (Sampler.read_slow), never by the network
         side; a value that cannot be read is None."""
         d = self.dev
         if d is None:

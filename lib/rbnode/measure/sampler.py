@@ -140,14 +140,13 @@ class Sampler:
                     failed += 1
         return failed
 
-    async def slow(self, every_ms):
-        """The slow values (frequency, reactive power) of every module, every every_ms:
-        a few register reads beside the RT blocks, on the node's side of the seam."""
-        while True:
-            for m in self.meters:
-                if m.dev is not None and m.state == "ok":
-                    m.read_slow()
-            await asyncio.sleep_ms(every_ms)
+    def read_slow(self):
+        """The slow values (frequency, reactive power) of every module: a few register
+        reads beside the RT blocks, on the node's side of the seam (the node's supervisor
+        calls it every mqtt.state_s)."""
+        for m in self.meters:
+            if m.dev is not None and m.state == "ok":
+                m.read_slow()
 
     async def run(self):
         if self.polling:
