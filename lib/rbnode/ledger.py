@@ -24,6 +24,7 @@ the node starts a new period with a primer latch, so that energy would otherwise
 it is never counted twice because the module's own accumulation of that time is discarded
 by the primer.
 """
+import io
 import json
 import os
 
@@ -55,6 +56,27 @@ class LedgerError(ValueError):
 def encode(doc):
     body = json.dumps(doc)
     return "%s\n%08x\n" % (body, crc32(body.encode()) & 0xFFFFFFFF)
+
+
+class _Crc(io.IOBase):
+    """A stream that writes to f and keeps the CRC-32 of what went through."""
+
+    def __init__(self, f):
+        self.f = f
+        self.crc = 0
+
+    def write(self, b):
+        self.crc = crc32(b, self.crc)
+        return self.f.write(b)
+
+
+def write_slot(f, doc):
+    """encode(doc), written to f as json.dump makes it: the slot (three copies of it in
+    encode) never sits in the heap, where a node at the edge of its heap may not have one
+    block of its size."""
+    w = _Crc(f)
+    json.dump(doc, w)
+    f.write("\n%08x\n" % (w.crc & 0xFFFFFFFF))
 
 
 def decode(data):
@@ -259,13 +281,12 @@ class Ledger:
                 chans.append([imp, exp])
             out[key] = {"name": m["name"], "addr": m["addr"], "ch": chans}
         seq = self.seq + 1
-        text = encode({"v": VERSION, "seq": seq, "t": epoch, "meters": out})
         target = 1 - self.slot
         p = self._slot(target)
         if p in self.set_aside:       # a bad file that could not be renamed: never over it
             raise OSError("%s holds an unusable ledger that could not be set aside" % p)
         with open(p, "w") as f:
-            f.write(text)
+            write_slot(f, {"v": VERSION, "seq": seq, "t": epoch, "meters": out})
         self.seq = seq
         self.slot = target
         self.saved = {k: [c[:] for c in m["ch"]] for k, m in out.items()}

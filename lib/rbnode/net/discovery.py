@@ -131,7 +131,11 @@ def node_components(nid):
 
 
 def _utf8_len(text):
-    return len(text.encode())
+    """UTF-8 bytes of text, without a copy on MicroPython (a str is its UTF-8 buffer)."""
+    try:
+        return len(memoryview(text))
+    except TypeError:                   # CPython (the host tools)
+        return len(text.encode())
 
 
 def pack(device, groups, limit=LIMIT):
@@ -147,8 +151,9 @@ def pack(device, groups, limit=LIMIT):
     for shared, comps in groups:
         pieces, size = None, 0
         for cid, c in comps:
-            piece = '"%s":%s' % (cid, _dumps(c))
-            n = _utf8_len(piece)
+            head = '"%s":' % cid        # two pieces: the component's text is made once
+            piece = _dumps(c)
+            n = _utf8_len(head) + _utf8_len(piece)
             if pieces is not None and size + 1 + n + 2 > limit:
                 pieces.append("}}")
                 yield pieces
@@ -164,8 +169,9 @@ def pack(device, groups, limit=LIMIT):
                     raise ValueError("discovery component %s does not fit in %d bytes"
                                      % (cid, limit))
             else:
-                piece = "," + piece
+                head = "," + head
                 n += 1
+            pieces.append(head)
             pieces.append(piece)
             size += n
         if pieces is not None:
