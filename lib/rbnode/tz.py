@@ -12,9 +12,10 @@ Integer arithmetic only (a float32 holds Unix seconds to 128 s). A local date ca
 around a transition at midnight (clocks set back from 00:30 to 23:30): day_after() names the
 instant the date first passes the date at t; a caller keeping daily totals rolls over to a
 date later than the last it rolled to, never back.
-Grammar (POSIX, with RFC 8536's hours beyond 24): std offset [dst [offset] ,start[/time],end[/time]];
-names of 3+ letters or <quoted>; an offset is [+-]hh[:mm[:ss]], positive west of Greenwich; a
-date is Mm.w.d (w 5: the last), Jn (1-365, no Feb 29) or n (0-365); a time defaults to 02:00.
+Grammar (POSIX, with RFC 8536's hours beyond 24): std offset [dst [offset]
+,start[/time],end[/time]]; names of 3+ ASCII letters or <quoted>; an offset is [+-]hh[:mm[:ss]],
+positive west of Greenwich; a date is Mm.w.d (w 5: the last), Jn (1-365, no Feb 29) or n
+(0-365); a time defaults to 02:00.
 """
 
 DAY = 86400
@@ -81,7 +82,7 @@ class _Text:
             n, self.i = self.s[self.i + 1:j], j + 1
         else:
             j = self.i
-            while self.peek().isalpha():
+            while "A" <= self.peek() <= "Z" or "a" <= self.peek() <= "z":
                 self.i += 1
             n = self.s[j:self.i]
         if len(n) < 3:
@@ -92,8 +93,9 @@ class _Text:
     def hms(self, most, what):
         """[+-]hh[:mm[:ss]] in seconds."""
         sign = 1
-        if self.peek() in "+-" and self.peek():
-            sign = -1 if self.peek() == "-" else 1
+        c = self.peek()
+        if c and c in "+-":
+            sign = -1 if c == "-" else 1
             self.i += 1
         t = self.number(0, most, what + " hours") * 3600
         for unit in (60, 1):
@@ -154,8 +156,7 @@ class Zone:
             self.rule = (p.change(), p.change())
             if p.peek():
                 p.fail("nothing expected after the rule")
-        self._year = None          # the year whose transitions are cached
-        self._cache = ()
+        self._years = {}           # year -> its changes (a few years kept)
 
     def _day(self, d, y):
         """Days since 1970 of a rule date in year y."""
@@ -176,14 +177,17 @@ class Zone:
     def _changes(self, y):
         """The year's two changes as (utc instant, offset from then on), in time order.
         A change's time is in the local time in force before it."""
-        if self._year != y:
+        got = self._years.get(y)
+        if got is None:
             (d0, t0), (d1, t1) = self.rule
             on = self._day(d0, y) * DAY + t0 - self.std
             off = self._day(d1, y) * DAY + t1 - self.dst
-            self._cache = ((on, self.dst), (off, self.std)) if on <= off else \
+            got = ((on, self.dst), (off, self.std)) if on <= off else \
                 ((off, self.std), (on, self.dst))
-            self._year = y
-        return self._cache
+            if len(self._years) > 3:
+                self._years = {}
+            self._years[y] = got
+        return got
 
     def offset(self, t):
         if self.rule is None:
