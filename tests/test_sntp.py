@@ -2,7 +2,7 @@
 answers right, refuses, is unsynchronised, is silent, or sends strangers' datagrams first."""
 import calendar
 
-from tools.host.hostenv import run_mp
+from mpscript import run_script
 from tools.host.ntpserver import NtpServer
 
 SCRIPT = """
@@ -33,9 +33,8 @@ T_ERA1 = calendar.timegm((2040, 1, 1, 0, 0, 0))              # past NTP's 2036 r
 
 
 def _run(tmp_path, *queries):
-    script = tmp_path / "sntp_check.py"
-    script.write_text(SCRIPT)
-    p = run_mp(str(script), [",".join(str(x) for x in q) for q in queries], timeout=60)
+    p = run_script(tmp_path, "sntp_check.py", SCRIPT,
+                   [",".join(str(x) for x in q) for q in queries], timeout=60)
     lines = [ln for ln in p.stdout.splitlines() if ln.startswith(("TIME", "ERROR"))]
     assert len(lines) == len(queries), p.stdout
     return lines

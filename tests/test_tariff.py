@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tools.host.hostenv import run_mp
+from mpscript import refusals, run_script
 
 ZONEINFO = "/usr/share/zoneinfo"
 WEEK = 7 * 1440
@@ -105,9 +105,7 @@ def test_tariffs_and_their_changes_across_dst_against_the_wall_clock(tmp_path):
                 expect.append((name, sched[0]["name"], chain))
     src, dst = tmp_path / "cases.json", tmp_path / "out.json"
     src.write_text(json.dumps(cases))
-    script = tmp_path / "tariff_check.py"
-    script.write_text(SCRIPT)
-    p = run_mp(str(script), [str(src), str(dst)], timeout=300)
+    p = run_script(tmp_path, "tariff_check.py", SCRIPT, [src, dst], timeout=300)
     assert p.returncode == 0 and "done" in p.stdout, p.stdout[-3000:]
     got = [json.loads(ln) for ln in dst.read_text().splitlines()]
     changes = 0
@@ -150,25 +148,7 @@ BAD = [
     ("peak", "a list of 1 to 4 tariffs expected"),
 ]
 
-BAD_SCRIPT = """
-import json, sys
-from rbnode.tariff import Schedule
-for sched in json.load(open(sys.argv[1])):
-    try:
-        Schedule(sched)
-        print("ACCEPTED", sched)
-    except ValueError as e:
-        print("REFUSED", e)
-"""
-
-
 def test_a_wrong_schedule_is_refused_naming_the_fault(tmp_path):
-    src = tmp_path / "bad.json"
-    src.write_text(json.dumps([s for s, _ in BAD]))
-    script = tmp_path / "tariff_bad.py"
-    script.write_text(BAD_SCRIPT)
-    p = run_mp(str(script), [str(src)])
-    lines = p.stdout.strip().splitlines()
-    assert len(lines) == len(BAD), p.stdout
+    lines = refusals(tmp_path, "rbnode.tariff:Schedule", [s for s, _ in BAD])
     for (sched, why), line in zip(BAD, lines):
         assert line.startswith("REFUSED") and why in line, (sched, line)

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from tools.host.hostenv import run_mp
+from mpscript import refusals, run_script
 
 ZONEINFO = "/usr/share/zoneinfo"
 START, END = calendar.timegm((2026, 1, 1, 0, 0, 0)), calendar.timegm((2045, 1, 1, 0, 0, 0))
@@ -105,9 +105,7 @@ def test_every_zone_of_the_tz_database_by_its_own_rule(tmp_path):
     assert zones > 300, zones                  # the database is there, whole
     src, dst = tmp_path / "cases.json", tmp_path / "out.json"
     src.write_text(json.dumps(cases))
-    script = tmp_path / "tz_check.py"
-    script.write_text(SCRIPT)
-    p = run_mp(str(script), [str(src), str(dst)], timeout=300)
+    p = run_script(tmp_path, "tz_check.py", SCRIPT, [src, dst], timeout=300)
     assert p.returncode == 0 and "done" in p.stdout, p.stdout[-3000:]
     got = [json.loads(ln) for ln in dst.read_text().splitlines()]
     assert len(got) == len(expect)
@@ -147,26 +145,8 @@ BAD = [
     ("Europe/Berlin", "offset hours expected at character 7"),
 ]
 
-BAD_SCRIPT = """
-import json, sys
-from rbnode.tz import Zone
-for spec in json.load(open(sys.argv[1])):
-    try:
-        Zone(spec)
-        print("ACCEPTED", spec)
-    except ValueError as e:
-        print("REFUSED", e)
-"""
-
-
 def test_a_wrong_rule_is_refused_naming_the_fault(tmp_path):
-    src = tmp_path / "bad.json"
-    src.write_text(json.dumps([s for s, _ in BAD] + [None, 5]))
-    script = tmp_path / "tz_bad.py"
-    script.write_text(BAD_SCRIPT)
-    p = run_mp(str(script), [str(src)])
-    lines = p.stdout.strip().splitlines()
-    assert len(lines) == len(BAD) + 2, p.stdout
+    lines = refusals(tmp_path, "rbnode.tz:Zone", [s for s, _ in BAD] + [None, 5])
     for (spec, why), line in zip(BAD, lines):
         assert line.startswith("REFUSED") and why in line, (spec, line)
         if spec:
