@@ -11,6 +11,8 @@ timestamp sent), from a synchronised server (leap indicator not 3, stratum 1-15:
 a kiss-o'-death such as RATE or DENY, named in the error) with a transmit time; any other
 datagram is ignored and the wait goes on. The time is the server's transmit time plus half
 the round trip. NTP's era rollover (2036) is handled: seconds below 2**31 are era 1.
+The server's name is looked up by the port's getaddrinfo, which blocks while its DNS query
+runs (as it does for mqtt_as's connect); the wait for the answer never does.
 """
 import asyncio
 import random

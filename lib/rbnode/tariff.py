@@ -143,9 +143,10 @@ class Schedule:
         now = self.tariff(zone, t)
         for _ in range(8):              # each turn passes a boundary or a DST change
             ls = self._local(zone, t)
+            wall = self._at(ls // 60)   # the tariff by the wall clock at t
             nxt = None
             for s in self._starts + [x + WEEK for x in self._starts]:
-                if s * 60 > ls and self._at(s % WEEK) != self._at(ls // 60):
+                if s * 60 > ls and self._at(s % WEEK) != wall:
                     nxt = s * 60
                     break
             u = t + nxt - ls            # at the wall-clock offset of t

@@ -219,8 +219,9 @@ class Zone:
                 days - days_from_civil(y, 1, 1) + 1)
 
     def day_after(self, t):
-        day = (t + self.offset(t)) // DAY + 1     # the local date to reach
-        u = day * DAY - self.offset(t)
+        off = self.offset(t)
+        day = (t + off) // DAY + 1                # the local date to reach
+        u = day * DAY - off
         c = self.next_change(t)
         if c is None or c > u:
             return u
