@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from mpscript import refusals, run_script
+from zonefiles import ZONEINFO, zone_rule
 
-ZONEINFO = "/usr/share/zoneinfo"
 WEEK = 7 * 1440
 DAYN = {d: i for i, d in enumerate(("mon", "tue", "wed", "thu", "fri", "sat", "sun"))}
 
@@ -80,11 +80,6 @@ def _table(sched):
     return table
 
 
-def _rule(name):
-    with open(os.path.join(ZONEINFO, name), "rb") as f:
-        return f.read().rstrip(b"\n").rsplit(b"\n", 1)[-1].decode()
-
-
 @pytest.mark.skipif(not os.path.isdir(ZONEINFO), reason="no tz database in " + ZONEINFO)
 def test_tariffs_and_their_changes_across_dst_against_the_wall_clock(tmp_path):
     cases, expect = [], []
@@ -101,7 +96,7 @@ def test_tariffs_and_their_changes_across_dst_against_the_wall_clock(tmp_path):
                 got = [table[m] for m in mows]
                 chain = [[ta, got[0]]] + [[ta + 60 * k, got[k]] for k in range(1, len(got))
                                           if got[k] != got[k - 1]]
-                cases.append([_rule(name), sched, ta, tb])
+                cases.append([zone_rule(name), sched, ta, tb])
                 expect.append((name, sched[0]["name"], chain))
     src, dst = tmp_path / "cases.json", tmp_path / "out.json"
     src.write_text(json.dumps(cases))

@@ -7,14 +7,13 @@ import calendar
 import json
 import os
 import random
-import struct
 from datetime import datetime, timezone
 
 import pytest
 
 from mpscript import refusals, run_script
+from zonefiles import ZONEINFO, read_tzif
 
-ZONEINFO = "/usr/share/zoneinfo"
 START, END = calendar.timegm((2026, 1, 1, 0, 0, 0)), calendar.timegm((2045, 1, 1, 0, 0, 0))
 
 SCRIPT = """
@@ -32,29 +31,13 @@ print("done", n)
 """
 
 
-def _tzif(path):
-    """(POSIX rule of the footer, last explicit transition) of a TZif v2+ file, or None."""
-    with open(path, "rb") as f:
-        data = f.read()
-    if data[:4] != b"TZif" or data[4:5] < b"2":
-        return None
-    cnt = struct.unpack(">6l", data[20:44])
-    isut, isstd, leap, timecnt, typecnt, charcnt = cnt
-    v1 = 44 + timecnt * 5 + typecnt * 6 + charcnt + leap * 8 + isstd + isut
-    cnt2 = struct.unpack(">6l", data[v1 + 20:v1 + 44])
-    n = cnt2[3]
-    last = struct.unpack(">q", data[v1 + 44 + 8 * (n - 1):v1 + 44 + 8 * n])[0] if n else None
-    footer = data.rstrip(b"\n").rsplit(b"\n", 1)[-1].decode()
-    return (footer, last) if footer else None
-
-
 def _zones():
     from zoneinfo import ZoneInfo, available_timezones
     for name in sorted(available_timezones()):
         p = os.path.join(ZONEINFO, name)
         if name.startswith(("posix/", "right/")) or not os.path.isfile(p):
             continue
-        got = _tzif(p)
+        got = read_tzif(p)
         if got:
             yield name, ZoneInfo(name), got[0], got[1]
 
