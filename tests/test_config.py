@@ -64,6 +64,21 @@ def test_config_md_documents_every_key():
     ({"drdy_pin": 21, "i2c": {"sda": 21}}, "i2c.sda = 21: the same GPIO is also a DRDY pin"),
     ({"events": {"threshold_w": float("nan")}}, "events.threshold_w = NaN: must be a number"),
     ([1, 2], "the file must hold one JSON object"),
+    ({"time": {"tz": "CET-1CEST,M3.5.0"}}, "time.tz = \"CET-1CEST,M3.5.0\": time zone"),
+    ({"time": {"ntp": ["a b"]}}, 'time.ntp[0] = "a b": a server name or address'),
+    ({"time": {"ntp": ["h:99999"]}}, 'time.ntp[0] = "h:99999": a server name'),
+    ({"time": {"resync_h": 0}}, "time.resync_h = 0: out of range, allowed 1..168"),
+    ({"tariffs": [{"name": "peak", "windows": [{"from": "07:00"}]}]},
+     "tariffs: exactly one tariff without windows is the default"),
+    ({"tariffs": [{"windows": []}]}, "tariffs[0].name: missing, required"),
+    ({"tariffs": [{"name": "Peak"}]}, 'tariffs[0].name = "Peak": use only a-z'),
+    ({"tariffs": [{"name": "a", "windows": [{"from": "7:00"}]}, {"name": "b"}]},
+     "tariffs[0] (a) windows[0]: from '7:00': a time of day"),
+    ({"tariffs": [{"name": "a", "windows": [{"days": "mon-fri", "to": "09:00"},
+                                            {"days": "fri", "from": "08:00"}]}, {"name": "b"}]},
+     "tariffs: windows overlap: a fri 00:00-09:00 and a fri 08:00-24:00"),
+    ({"tariffs": [{"name": "a"}, {"name": "a"}]}, "tariffs[1]: name 'a' is used twice"),
+    ({"tariffs": [{"name": "a"}] * 5}, "tariffs = [{\"name\": \"a\"}, {\"name\": \"a\"}, "),
 ])
 def test_each_problem_is_one_message_naming_key_value_and_allowed(raw, expect):
     cfg, errs = config.check(raw)

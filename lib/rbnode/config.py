@@ -29,6 +29,16 @@ MODULE = {
     "drdy_pin": ("pin", None, None),
 }
 
+WINDOW = {
+    "days": ("str", "daily", 32),
+    "from": ("str", "00:00", 5),
+    "to": ("str", "24:00", 5),
+}
+TARIFF = {
+    "name": ("id", "", 16),
+    "windows": ("list", [], (("sub", None, WINDOW), 8)),
+}
+
 SCHEMA = {
     "node": ("sub", None, {
         "id": ("id", "", 32),
@@ -88,6 +98,12 @@ SCHEMA = {
         "wake_w": ("opt_int", None, (1, 65534)),
     }),
     "watchdog_s": ("int", 30, (0, 3600)),
+    "time": ("sub", None, {
+        "tz": ("str", "UTC0", 64),
+        "ntp": ("list", ["pool.ntp.org"], (("str", "", 64), 3)),
+        "resync_h": ("int", 24, (1, 168)),
+    }),
+    "tariffs": ("list", [], (("sub", None, TARIFF), 4)),
 }
 
 
@@ -151,6 +167,38 @@ def _cross_checks(cfg, errs):
         errs.append("link.action = \"sleep\": only in mode \"sleep\" (use \"reset\" or \"none\")")
     if cfg["mqtt"]["host"] and not cfg["wifi"]["ssid"]:
         errs.append("wifi.ssid: missing, required when mqtt.host is set")
+    _time_checks(cfg, errs)
+
+
+def _time_checks(cfg, errs):
+    """The time zone rule and the tariffs, by the code that will use them (tz.py,
+    tariff.py): what it refuses is named here, before the node runs."""
+    from .tz import Zone
+    t = cfg["time"]
+    try:
+        Zone(t["tz"])
+    except ValueError as e:
+        errs.append("time.tz = %s: %s (a POSIX TZ rule such as \"CET-1CEST,M3.5.0,M10.5.0/3\", "
+                    "see CONFIG.md)" % (show(t["tz"]), e))
+    for i, s in enumerate(t["ntp"]):
+        host, _, port = s.rpartition(":") if ":" in s else (s, "", "123")
+        if not host or " " in s or not port.isdigit() or not 1 <= int(port) <= 65535:
+            errs.append("time.ntp[%d] = %s: a server name or address, optionally with "
+                        ":port (\"pool.ntp.org\", \"192.168.1.1:123\")" % (i, show(s)))
+    tars = cfg["tariffs"]
+    if not tars:
+        return
+    for i, x in enumerate(tars):
+        if not x["name"]:
+            errs.append("tariffs[%d].name: missing, required (a-z 0-9 - _, e.g. \"peak\": it "
+                        "becomes part of the Home Assistant entity ids)" % i)
+    if errs:
+        return
+    from .tariff import Schedule
+    try:
+        Schedule(tars)
+    except ValueError as e:
+        errs.append(str(e))
 
 
 def _module_id(m):
