@@ -28,6 +28,6 @@ def scenario(name, **patch):
 
 def base_config(**kw):
     cfg = {"log_level": "info", "period_s": 10, "save_s": 30, "watchdog_s": 0,
-           "drdy_pin": 4, "modules": []}
+           "drdy_pin": 4, "modules": [], "time": {"ntp": []}}     # the host's clock
     cfg.update(kw)
     return cfg

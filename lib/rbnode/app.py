@@ -279,6 +279,7 @@ def _network(node, cfg):
         else:
             node.board.deepsleep(cfg["period_s"] * 1000)
     net.on_bound_action = bound
+    node.online = lambda: net.link.online
     return net
 
 

@@ -119,6 +119,26 @@ class Board:
         return t * 1000 + sub // 1000
 
     @staticmethod
+    def epoch_ms():
+        """ms since 1970 by the board's clock (the RTC on a chip: from 2000-01-01 after a
+        power-on until something sets it)."""
+        if hasattr(time, "time_ns"):
+            t = time.time_ns() // 1000000
+        else:
+            t = int(time.time()) * 1000
+        return t + 946684800000 if time.gmtime(0)[0] == 2000 else t
+
+    def set_clock(self, ms):
+        """Set the chip's RTC to ms since 1970 (the time survives deep sleep and soft
+        resets). False where the node's clock is not the board's to set (the host)."""
+        if PORT == "linux" or self.rtc is None:
+            return False
+        s = ms // 1000 - (946684800 if time.gmtime(0)[0] == 2000 else 0)
+        y, mo, d, h, mi, sec, wd, _ = time.gmtime(s)
+        self.rtc.datetime((y, mo, d, wd, h, mi, sec, (ms % 1000) * 1000))
+        return True
+
+    @staticmethod
     def epoch():
         """Seconds since 1970 (MicroPython's time.time() counts from 2000 on the chips). The
         unix port's time.time() is a float, with a 128 s step on a float32 build: time_ns()

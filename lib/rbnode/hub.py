@@ -120,4 +120,6 @@ class Hub:
                 "storage": s["error"] if not s["ok"] else (
                     "ledger rejected" if s["set_aside"] else "ok"),
                 "held": net.get("held", []), "connects": net.get("connects", 0),
-                "task_failures": n["task_failures"]}
+                "task_failures": n["task_failures"],
+                "time": (h.get("clock") or {}).get("time"),
+                "tariff": (h.get("clock") or {}).get("tariff")}

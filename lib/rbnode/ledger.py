@@ -18,6 +18,15 @@ Integrity rules (the ledger is the only source of truth for the totals):
   - a save writes the slot that does not hold the newest good state, so that state is on
     flash until the new one is complete; saved totals never decrease.
 
+Besides the lifetime totals ("ch"), a meter may keep, per channel, import and export:
+  - "tar": {tariff name: [[imp, exp] per channel]}, when tariffs are configured: every addition
+    goes to the tariff in force (`Ledger.tariff`); the lifetime total is their sum, exactly
+    (checked at load: a slot where it is not is rejected). Energy from before tariffs were
+    configured, and totals seeded by a command, go to the default tariff;
+  - "day", "yday", "mon": [day or month number, [[imp, exp] per channel]]: today, yesterday
+    and this month (local dates, calendar.py); a seeded total is in none of them;
+  - "peak": [[day, mW], [month, mW]]: the highest demand of the day and of the month.
+
 A save includes the provisional energy of the open period (the node's RT shadow of import,
 see meter.py, and the export integrated since the last latch): after an unplanned restart
 the node starts a new period with a primer latch, so that energy would otherwise be lost;
@@ -129,6 +138,42 @@ def check_meters(meters, named=True):
                                   "0..%d" % (k, MAX_UWH))
         if named and not (isinstance(m.get("name"), str) and _int(m.get("addr"), 0, 127)):
             raise LedgerError("meter %s: bad name or address" % k)
+        _check_buckets(k, m)
+
+
+def _pairs(v, n):
+    return isinstance(v, list) and len(v) == n and all(
+        isinstance(c, list) and len(c) == 2 and _int(c[0], 0, MAX_UWH) and _int(c[1], 0, MAX_UWH)
+        for c in v)
+
+
+def _check_buckets(k, m):
+    """The optional buckets of meter k (see the module's docstring)."""
+    chans = m["ch"]
+    n = len(chans)
+    tar = m.get("tar")
+    if tar is not None:
+        if not isinstance(tar, dict) or not 1 <= len(tar) <= 2 * 4 + 8 or not all(
+                isinstance(t, str) and len(t) <= 24 and _pairs(v, n) for t, v in tar.items()):
+            raise LedgerError("meter %s: bad tariff totals" % k)
+        for ch in range(n):
+            for j in (0, 1):
+                if sum(v[ch][j] for v in tar.values()) != chans[ch][j]:
+                    raise LedgerError("meter %s: the tariff totals do not add up to the lifetime "
+                                      "total" % k)
+    for b in ("day", "yday", "mon"):
+        v = m.get(b)
+        if v is None:
+            continue
+        if not (isinstance(v, list) and len(v) == 2 and (v[0] is None or _int(v[0], 0, 10**6))
+                and _pairs(v[1], n)) or any(v[1][ch][j] > chans[ch][j] for ch in range(n)
+                                            for j in (0, 1)):
+            raise LedgerError("meter %s: bad %s totals" % (k, b))
+    v = m.get("peak")
+    if v is not None and not (isinstance(v, list) and len(v) == 2 and all(
+            isinstance(x, list) and len(x) == 2 and (x[0] is None or _int(x[0], 0, 10**6))
+            and _int(x[1], 0, 10**9) for x in v)):
+        raise LedgerError("meter %s: bad peak demand" % k)
 
 
 def check(doc):
@@ -137,6 +182,75 @@ def check(doc):
         raise LedgerError("bad sequence number")
     check_meters(doc.get("meters"))
     return doc
+
+
+def _zeros(n):
+    return [[0, 0] for _ in range(n)]
+
+
+def _copy(x):
+    """A deep copy of a ledger structure (lists, dicts, numbers, text)."""
+    if isinstance(x, list):
+        return [_copy(v) for v in x]
+    if isinstance(x, dict):
+        return {k: _copy(v) for k, v in x.items()}
+    return x
+
+
+def _plus(pairs, prov=None, last=None):
+    """[[imp, exp]] + the provisional energy, never below `last` (what a save wrote)."""
+    out = []
+    for ch, (i, e) in enumerate(pairs):
+        if prov and ch < len(prov):
+            i, e = i + prov[ch][0], e + prov[ch][1]
+        if last and ch < len(last):
+            i, e = max(i, last[ch][0]), max(e, last[ch][1])
+        out.append([i, e])
+    return out
+
+
+def _dated(v, prov, last):
+    """A day or month bucket [number, pairs] + provisional, never below the saved one of the
+    same number."""
+    return [v[0], _plus(v[1], prov, last[1] if last and last[0] == v[0] else None)]
+
+
+def merge(mine, other):
+    """A meter's state from two sources (the sleep state and the flash ledger): each total
+    the larger, a dated bucket the later; the lifetime stays the sum of the tariff totals."""
+    n = max(len(mine["ch"]), len(other["ch"]))
+    for m in (mine, other):
+        _widen(m, n)
+    mine["ch"] = _plus(mine["ch"], None, other["ch"])
+    ta, tb = mine.get("tar"), other.get("tar")
+    if ta is not None and tb is not None:
+        for t, v in tb.items():
+            ta[t] = _plus(ta[t], None, v) if t in ta else v
+        mine["ch"] = _sums(ta, n)
+    for b in ("day", "yday", "mon"):
+        va, vb = mine.get(b), other.get(b)
+        if vb is not None and (va is None or (vb[0] or 0) > (va[0] or 0)):
+            mine[b] = vb
+        elif va is not None and vb is not None and va[0] == vb[0]:
+            va[1] = _plus(va[1], None, vb[1])
+
+
+def _sums(tar, n):
+    out = _zeros(n)
+    for v in tar.values():
+        for ch in range(n):
+            out[ch][0] += v[ch][0]
+            out[ch][1] += v[ch][1]
+    return out
+
+
+def _widen(m, n):
+    """Every per-channel list of meter m to n channels."""
+    lists = [m["ch"]] + list((m.get("tar") or {}).values()) + \
+        [m[b][1] for b in ("day", "yday", "mon") if m.get(b) is not None]
+    for v in lists:
+        while len(v) < n:
+            v.append([0, 0])
 
 
 def _exists(p):
@@ -160,6 +274,10 @@ class Ledger:
         self.slot = 0        # the slot holding the newest good state (the next save: the other)
         self.problems = []   # one line per slot rejected at load
         self.set_aside = []  # files renamed because no slot was usable
+        self.tariffs = None  # the configured tariff names (use_tariffs), None: no tariffs
+        self.default = None  # the default tariff: history and seeded totals go there
+        self.tariff = None   # the tariff in force: additions go there (calendar.py)
+        self.days = False    # day and month totals are kept (use_days)
 
     # ---- totals ----------------------------------------------------------------------------
     def meter(self, key, name, addr, channels):
@@ -167,19 +285,127 @@ class Ledger:
         if m is None:
             m = self.meters[key] = {"name": name, "addr": addr, "ch": []}
         m["name"], m["addr"] = name, addr
-        while len(m["ch"]) < channels:
-            m["ch"].append([0, 0])
+        _widen(m, channels)
+        if self.tariffs:
+            self._tariffs(key, m)
+        if self.days:
+            self._undated(m)
         return m
 
-    def add(self, key, ch, import_uwh, export_uwh):
+    def use_tariffs(self, names, default):
+        """Keep a total per tariff from now on (names: the configured ones). A meter's
+        energy from before goes to the default tariff; a tariff no longer configured keeps
+        its totals (not published, still part of the sum)."""
+        self.tariffs, self.default, self.tariff = list(names), default, default
+        for key, m in self.meters.items():
+            self._tariffs(key, m)
+
+    def _tariffs(self, key, m):
+        tar = m.get("tar")
+        n = len(m["ch"])
+        if tar is None:
+            tar = m["tar"] = {self.default: _copy(m["ch"])}
+            if any(c[0] or c[1] for c in m["ch"]):
+                log.info("ledger", "%s: the energy measured before tariffs were configured is "
+                         "booked to the default tariff %r", m["name"], self.default)
+        for t in self.tariffs:
+            if t not in tar:
+                tar[t] = _zeros(n)
+        for t in tar:
+            if t not in self.tariffs:
+                log.warning("ledger", "%s: tariff %r is no longer configured: its totals are "
+                            "kept in the ledger (not published)", m["name"], t)
+
+    def add(self, key, ch, import_uwh, export_uwh, seed=False):
+        """Energy measured (to the tariff in force, today and this month), or with seed a
+        total set by a command (to the default tariff only)."""
         if not (0 <= import_uwh <= MAX_UWH and 0 <= export_uwh <= MAX_UWH):
             self.rejected += 1
             log.error("ledger", "refused an addition %s ch%d %d/%d µWh", key, ch,
                       import_uwh, export_uwh)
             return
-        c = self.meters[key]["ch"][ch]
-        c[0] += import_uwh
-        c[1] += export_uwh
+        m = self.meters[key]
+        lists = [m["ch"]]
+        tar = m.get("tar")
+        if tar is not None:
+            lists.append(tar[self.default if seed else self.tariff])
+        if not seed:
+            for b in ("day", "mon"):
+                if m.get(b) is not None:
+                    lists.append(m[b][1])
+        for v in lists:
+            c = v[ch]
+            c[0] += import_uwh
+            c[1] += export_uwh
+
+    def roll(self, day, month):
+        """Local date now (days since 1970, months since year 0): the day and month totals
+        roll over when it is later than theirs (never back: a clock set back keeps them).
+        A bucket without a date (the time was never valid) takes this one: its energy was
+        measured today."""
+        for m in self.meters.values():
+            n = len(m["ch"])
+            d = m.get("day")
+            if d is None or d[0] is None:
+                m["day"] = [day, d[1] if d else _zeros(n)]
+            elif day > d[0]:
+                m["yday"] = [day - 1, d[1] if day == d[0] + 1 else _zeros(n)]
+                m["day"] = [day, _zeros(n)]
+            mo = m.get("mon")
+            if mo is None or mo[0] is None:
+                m["mon"] = [month, mo[1] if mo else _zeros(n)]
+            elif month > mo[0]:
+                m["mon"] = [month, _zeros(n)]
+            pk = m.get("peak")
+            if pk is not None:
+                if pk[0][0] is None or day > pk[0][0]:
+                    pk[0] = [day, 0]
+                if pk[1][0] is None or month > pk[1][0]:
+                    pk[1] = [month, 0]
+
+    def use_days(self):
+        """Day and month totals from now on (dated by roll() once the time is valid)."""
+        self.days = True
+        for m in self.meters.values():
+            self._undated(m)
+
+    @staticmethod
+    def _undated(m):
+        for b in ("day", "mon"):
+            if m.get(b) is None:
+                m[b] = [None, _zeros(len(m["ch"]))]
+
+    def demand(self, key, mw):
+        """A full period's demand: the day's and the month's highest."""
+        m = self.meters[key]
+        pk = m.get("peak")
+        if pk is None:
+            d, mo = m.get("day"), m.get("mon")
+            pk = m["peak"] = [[d[0] if d else None, 0], [mo[0] if mo else None, 0]]
+        for x in pk:
+            if mw > x[1]:
+                x[1] = min(mw, 10**9)
+
+    def view(self, key, prov=None):
+        """What is published for meter key: {"ch", "tar" (configured tariffs only), "day",
+        "yday", "mon", "peak"} with the provisional energy of the open period added where it
+        will be booked."""
+        m = self.meters[key]
+        out = {"ch": _plus(m["ch"], prov)}
+        tar = m.get("tar")
+        if tar is not None and self.tariffs:
+            out["tar"] = {t: _plus(tar[t], prov if t == self.tariff else None)
+                          for t in self.tariffs}
+        for b in ("day", "mon"):
+            if m.get(b) is not None:
+                out[b] = _plus(m[b][1], prov)
+        if m.get("yday") is not None and m.get("day") is not None and \
+                m["day"][0] is not None and m["yday"][0] == m["day"][0] - 1:
+            out["yday"] = m["yday"][1]
+        elif m.get("day") is not None:
+            out["yday"] = _zeros(len(m["ch"]))
+        out["peak"] = m.get("peak")
+        return out
 
     def total(self, key, ch):
         """(import_uwh, export_uwh)."""
@@ -232,7 +458,7 @@ class Ledger:
         self.slot, doc = best
         self.seq = doc["seq"]
         self.meters = doc["meters"]
-        self.saved = {k: [c[:] for c in m["ch"]] for k, m in self.meters.items()}
+        self.saved = _copy(self.meters)
         self.restored_from = self._slot(self.slot)
         return self.seq
 
@@ -270,16 +496,8 @@ class Ledger:
             raise LedgerError("the ledger was not loaded: not saving over the flash copy")
         out = {}
         for key, m in self.meters.items():
-            prov = provisional.get(key) if provisional else None
-            last = self.saved.get(key) or []
-            chans = []
-            for ch, (imp, exp) in enumerate(m["ch"]):
-                if prov and ch < len(prov):
-                    imp, exp = imp + prov[ch][0], exp + prov[ch][1]
-                if ch < len(last):    # never below what a restart could already have restored
-                    imp, exp = max(imp, last[ch][0]), max(exp, last[ch][1])
-                chans.append([imp, exp])
-            out[key] = {"name": m["name"], "addr": m["addr"], "ch": chans}
+            out[key] = self._out(m, provisional.get(key) if provisional else None,
+                                 self.saved.get(key) or {})
         seq = self.seq + 1
         target = 1 - self.slot
         p = self._slot(target)
@@ -289,9 +507,30 @@ class Ledger:
             write_slot(f, {"v": VERSION, "seq": seq, "t": epoch, "meters": out})
         self.seq = seq
         self.slot = target
-        self.saved = {k: [c[:] for c in m["ch"]] for k, m in out.items()}
+        self.saved = out
         self.saves += 1
         return seq
+
+    def _out(self, m, prov, last):
+        """A meter as saved: its totals + the open period's provisional energy, each never
+        below what the last save wrote (a restart may have restored that already); the
+        lifetime the sum of the tariff totals."""
+        o = {"name": m["name"], "addr": m["addr"]}
+        tar = m.get("tar")
+        if tar is None:
+            o["ch"] = _plus(m["ch"], prov, last.get("ch"))
+        else:
+            lt = last.get("tar") or {}
+            o["tar"] = {t: _plus(v, prov if t == self.tariff else None, lt.get(t))
+                        for t, v in tar.items()}
+            o["ch"] = _sums(o["tar"], len(m["ch"]))
+        for b in ("day", "mon"):
+            if m.get(b) is not None:
+                o[b] = _dated(m[b], prov, last.get(b))
+        for b in ("yday", "peak"):
+            if m.get(b) is not None:
+                o[b] = _copy(m[b])
+        return o
 
     def files(self):
         return [p for p in (self._slot(0), self._slot(1)) if _exists(p)]

@@ -9,6 +9,8 @@ import gc
 from time import ticks_add, ticks_diff, ticks_ms
 
 from . import log
+from .calendar import Calendar
+from .clock import Clock
 from .hub import Hub
 from .ledger import Ledger, LedgerError
 from .measure.meter import Meter
@@ -42,6 +44,11 @@ class Node:
         self._latch_now = asyncio.Event()
         self._latched = asyncio.Event()
         self._up = [0, ticks_ms()]        # ms running since boot, at ticks
+        self.clock = Clock(board, cfg["time"], cfg["time"]["ntp"] if cfg["mqtt"]["host"] else (),
+                           self.uptime_ms)
+        self.clock.on_change = self._latch_now.set    # a latch, then the buckets by the new time
+        self.calendar = None      # made by start(), once the ledger is loaded
+        self.online = lambda: False   # the network is up (set by the app: NTP needs it)
         self.stay_awake = False     # set by the stay_awake command (sleep mode)
         self.storage = {"ok": True, "error": None, "failures": 0}   # the last ledger save
         self.hub.counters["storage"] = lambda: dict(self.storage, rejected=self.ledger.problems,
@@ -49,6 +56,9 @@ class Node:
         self.hub.counters["node"] = lambda: {
             "rssi": board.rssi(), "uptime": self.uptime_s(), "reset": board.reset_cause(),
             "task_failures": self.supervisor.failures}
+        self.hub.counters["clock"] = lambda: {
+            "time": self.clock.state(), "tariff": self.ledger.tariff, "syncs": self.clock.syncs,
+            "jumps": self.clock.jumps, "error": self.clock.error}
         self.hub.counters["metering"] = lambda: dict(self.metering.outcomes,
                                                       cycles=self.metering.cycles,
                                                       gc=self.metering.fleet.gc)
@@ -66,6 +76,9 @@ class Node:
                      self.ledger.restored_from, seq, len(self.ledger.meters))
         elif not self.ledger.problems:
             log.info("node", "no energy ledger yet: totals start at 0")
+        self.calendar = Calendar(self.clock, self.ledger, self.cfg["tariffs"],
+                                 self.cfg["period_s"])
+        self.calendar.update()
         specs = self.cfg["modules"]
         # a sleep-mode wake skips the bus scan (112 address probes) when modules are named
         found = [] if keep_reset and specs else self._scan()
@@ -125,6 +138,8 @@ class Node:
         t.start("supervise", self._supervise, beat_s=10)
         if self.board.watchdog(self.cfg["watchdog_s"]) is not None:
             t.start("watchdog", self._feed)
+        if self.clock.servers:
+            t.start("clock", lambda: self.clock.run(self.online))
         await self._stopped.wait()
 
     def stop(self):
@@ -133,17 +148,24 @@ class Node:
         self._stopped.set()
 
     async def _metering(self):
+        """A latch every period_s, on the wall clock's multiples of it once the time is
+        valid, and at each boundary of a tariff or a day (calendar.py): what was measured
+        before goes to the buckets in force until then, what follows to the new ones."""
         period = self.cfg["period_s"] * 1000
+        cal = self.calendar
         due = ticks_ms()
         while True:
             for rec in await self.metering.cycle():
                 self.record(rec)
+            cal.update()
             self._heap()
             self._check_swaps()
             self._latched.set()
             self.tasks.beat("metering")
             due = ticks_add(due, period)
-            wait = ticks_diff(due, ticks_ms())
+            wait = cal.wait_ms()
+            if wait is None:
+                wait = ticks_diff(due, ticks_ms())
             if wait < 0:
                 due, wait = ticks_ms(), 0
             try:
@@ -176,7 +198,10 @@ class Node:
                 self.heap_live = live
 
     def record(self, rec):
-        """A closed period: to the hub's feed (the publisher) and the log."""
+        """A closed period: its demand, to the hub's feed (the publisher) and the log."""
+        m = self.hub.meter(rec["module"])
+        if m is not None:
+            self.calendar.demand(m, rec)
         self.hub.periods.put(rec)
         self._log_period(rec)
 
@@ -277,13 +302,16 @@ class Node:
                                              "t": self.board.epoch()})
 
     def uptime_s(self):
-        """Seconds since boot. Accumulated (the supervisor calls it every second): a plain
+        return self.uptime_ms() // 1000
+
+    def uptime_ms(self):
+        """ms since boot. Accumulated (the supervisor calls it every second): a plain
         ticks_diff from boot wraps after 2**29 ms, 6.2 days."""
         now = ticks_ms()
         up = self._up
         up[0] += ticks_diff(now, up[1])
         up[1] = now
-        return up[0] // 1000
+        return up[0]
 
     def _book_lost(self, m):
         """The shadow and export of a module that left are real energy: book them."""

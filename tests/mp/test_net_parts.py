@@ -69,7 +69,8 @@ def _module(longest, variant="UI3", export=True):
     return {"id": "m" * (24 if longest else 3), "name": name,
             "uid": "e1000000000000000000beef", "variant": variant,
             "fw": "1.3", "channels": n, "channel_names": [chan] * n,
-            "voltage": variant.startswith("U"), "export": export}
+            "voltage": variant.startswith("U"), "export": export,
+            "tariffs": ["t" * 15 + str(i) for i in range(4)] if longest else ["peak", "off"]}
 
 
 def test_discovery_parts_fit_1_kib_at_the_longest_names():
@@ -98,17 +99,29 @@ def test_discovery_parts_fit_1_kib_at_the_longest_names():
                      for c in json.loads(p)["cmps"]]
             n = int(variant[-1])
             if variant.startswith("U"):
-                eq(len(comps), 2 + 7 * n)
+                eq(len(comps), 2 + 7 * n + 2 * n * (3 + len(mod["tariffs"])) + 4)
             else:
                 eq(sorted(comps), sorted(["f"] + ["i%d" % c for c in range(n)]))
 
 
 def test_discovery_names_and_ids():
     mod = {"id": "sub-panel", "name": "Sub panel Küche", "uid": "ab12", "channels": 2,
-           "channel_names": ["oven", ""], "voltage": True, "export": False}
+           "channel_names": ["oven", ""], "voltage": True, "export": False,
+           "tariffs": ["peak", "off-peak"]}
     meas = list(discovery.module_components("node1", mod))
     energy = list(discovery.module_components("node1", mod, True))
-    eq(len(meas) + len(energy), discovery.component_count(mod))
+    usage = list(discovery.usage_components("node1", mod))
+    eq(len(meas) + len(energy) + len(usage), discovery.component_count(mod))
+    u = dict(usage)
+    eq([k for k, v in usage][:5], ["di0", "yi0", "mi0", "ti_peak0", "ti_off-peak0"])
+    eq(u["di1"]["name"], "Channel 2 energy import today")
+    eq(u["di1"]["val_tpl"], "{{value_json.day.imp[1]}}")
+    eq(u["di1"]["stat_cla"], "total_increasing")
+    eq("stat_cla" in u["yi0"], False)                # yesterday: no statistics
+    eq(u["ti_off-peak0"]["val_tpl"], "{{value_json.t['off-peak'].imp[0]}}")
+    eq(u["ti_off-peak0"]["def_ent_id"], "sensor.node1_sub_panel_oven_energy_import_off_peak")
+    eq((u["dw"]["dev_cla"], u["dw"]["unit_of_meas"], u["dw"]["stat_cla"]),
+       ("power", "W", "measurement"))
     c = dict(meas)
     eq(c["p0"]["name"], "Oven power")
     eq(c["p1"]["name"], "Channel 2 power")

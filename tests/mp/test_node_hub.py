@@ -93,7 +93,10 @@ def test_hub_delivers_periods_events_totals_and_health():
     eq([p["status"] for p in got["periods"]], ["primer"] * 3 + ["ok"] * 3)
     eq([p["module"] for p in got["periods"][3:]], ["ui3", "basic-pv", "standard"])
     pv = got["periods"][4]
-    assert 0.95 * 1500 * 10 / 3600 < pv["export_wh"][0] < 1.05 * 1500 * 10 / 3600, pv
+    # periods end on the wall clock's multiples of period_s (calendar.py): the first after the
+    # primer is shorter
+    wh = 1500 * pv["dt_ms"] / 3600000
+    assert pv["dt_ms"] > 500 and 0.95 * wh - 0.1 < pv["export_wh"][0] < 1.05 * wh + 0.1, pv
     eq(pv["import_wh"][0], 0.0)
     eq(round(got["rt"]), 2800)
     t = got["totals"]
@@ -101,7 +104,7 @@ def test_hub_delivers_periods_events_totals_and_health():
     assert t["ui3"][0][0] > 800 * 9 / 3600, t                      # Wh imported so far
     h = got["health"]
     eq(h["meters"]["absent"]["state"], "missing")
-    assert h["meters"]["ui3"]["samples"] > 40, h
+    assert h["meters"]["ui3"]["samples"] > 10, h          # 5 a second, since the boot
     eq((h["metering"]["ok"], h["metering"]["primer"]), (3, 3))
     eq(h["ledger_rejected"], 0)
 

@@ -177,7 +177,13 @@ def main(argv=None):
                 wifi["ssid"] = BENCH_SSID
                 print("[run] wifi.ssid empty in %s: using the simulator's access point %r"
                       % (os.path.basename(cfg_path), BENCH_SSID))
-        except ValueError:
+            t = config.setdefault("time", {})
+            if t.get("ntp", ["pool.ntp.org"]) == ["pool.ntp.org"]:   # the default: this LAN's
+                from tools.host.ntpserver import NtpServer
+                ntp = NtpServer("ok")
+                t["ntp"] = ["127.0.0.1:%d" % ntp.port]
+                print("[run] NTP server on 127.0.0.1:%d (time.ntp)" % ntp.port)
+        except (ValueError, AttributeError):
             pass  # a broken config.json is the node's to report
     shutil.rmtree(a.run_dir, ignore_errors=True)
     base = (config.get("mqtt", {}).get("base_topic") if isinstance(config, dict) else None) \

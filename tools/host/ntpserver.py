@@ -6,6 +6,8 @@ RATE), "unsync" (leap indicator 3), "silent" (never answers), "noise" (first a s
 datagram, a mode-3 echo, a reply to another request and a mode-3 packet with this request's
 originate, both 1000 days off, then the right answer), "zero"
 (a reply without a transmit time), "short" (20 bytes, then the right answer).
+`offset` (seconds, may change while it runs): a clock running at the host's rate this far
+from the host's (unix_time None); the mode may change while it runs too.
 """
 import socket
 import struct
@@ -22,9 +24,10 @@ def ntp_stamp(t):
 
 
 class NtpServer:
-    def __init__(self, mode="ok", unix_time=None):
+    def __init__(self, mode="ok", unix_time=None, offset=0.0):
         self.mode = mode
         self.unix_time = unix_time
+        self.offset = offset
         self.requests = 0
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
@@ -35,7 +38,7 @@ class NtpServer:
         self._thread.start()
 
     def _reply(self, req, li=0, stratum=2, ref=b"GPS\x00", origin=None, transmit=None, mode=4):
-        now = self.unix_time if self.unix_time is not None else time.time()
+        now = self.unix_time if self.unix_time is not None else time.time() + self.offset
         first = (li << 6) | (4 << 3) | mode
         stamp = ntp_stamp(now) if transmit is None else transmit
         return (bytes([first, stratum, 6, 0xEC]) + bytes(8) + ref + ntp_stamp(now - 10)

@@ -44,6 +44,8 @@ class Meter:
         self.p = self.shadow.p             # last RT power, mW
         self.f = None                      # AC frequency, Hz, and reactive power, var:
         self.q = [None, None, None]        # read_slow(), outside the RT block
+        self.demand_mw = None              # the last closed period's demand (calendar.py)
+        self.max_p = None                  # and its largest RT window power, W (ch0)
         self.fails = 0                     # RT reads failed in a row
         self.samples = 0
         self.read_errors = 0

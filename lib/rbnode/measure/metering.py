@@ -157,6 +157,9 @@ class Metering:
             rec["export_wh"].append(exp / 1e6)
             rec["avg_w"].append(snap.avg_power[ch] if status == "ok" else None)
         self.outcomes["swapped"] += status == "swapped"
+        if status == "ok":
+            m.max_p = snap.max_power          # the largest RT window power of ch0 (§3)
+            rec["max_p_w"] = snap.max_power
         return rec
 
     def provisional(self):

@@ -9,6 +9,11 @@
     {"id": "r6"}                                              reboot      save, offline, reset
     {"id": "r7", "on": true}                                  stay_awake  (sleep mode)
     {"id": "r8", "module": "mains", "use": "broker"}          restore_totals (allow_totals)
+    {"id": "r9"}                                              sync_time   ask the NTP servers now
+    {"id": "ra", "tariff": "peak"}                            set_tariff  (allow_remote_config)
+set_tariff puts a configured tariff in force now (an external signal, e.g. the utility's
+ripple control), until the next set_tariff; "auto" returns to the schedule. The period is
+latched first: what was measured before goes to the tariff in force until then.
 set_total and restore_totals change totals: only with mqtt.allow_totals (off by default).
 Result: {"id": <the request's id>, "cmd": <name>, "ok": true/false, "error": "..."}.
 Every problem (not JSON, empty, retained, unknown command or key, wrong type, unknown
@@ -41,14 +46,16 @@ SPECS = {
     "reboot": {},
     "stay_awake": {"on": ("bool", True)},
     "restore_totals": {"module": ("name", True), "use": ("use", True)},
+    "sync_time": {},
+    "set_tariff": {"tariff": ("tariff", True)},
 }
-REMOTE_CONFIG = ("set_ct", "set_sensor_class")
+REMOTE_CONFIG = ("set_ct", "set_sensor_class", "set_tariff")
 TOTALS = ("set_total", "restore_totals")
 MAX_KWH_DIGITS = 10       # set_total: at most 9 999 999 999 kWh
 # name -> (burst, interval s): `burst` at once, then one per interval
 RATE = {"latch": (3, 10), "discovery": (2, 30), "reboot": (1, 300), "stay_awake": (5, 1),
         "set_total": (10, 2), "restore_totals": (3, 10), "set_ct": (3, 10),
-        "set_sensor_class": (2, 30)}
+        "set_sensor_class": (2, 30), "sync_time": (2, 30), "set_tariff": (5, 10)}
 REBOOT_HOLD_S = 60
 
 
@@ -116,6 +123,10 @@ def _value(cmd, key, kind, v):
     if kind == "class":
         if v != "sct013":
             bad("must be \"sct013\"")
+        return v
+    if kind == "tariff":
+        if not isinstance(v, str) or not v or len(v) > 16:
+            bad('must be the name of a configured tariff, or "auto" (the schedule)')
         return v
     if kind == "bool":
         if not isinstance(v, bool):
@@ -267,6 +278,25 @@ class Commands:
 
     async def _discovery(self):
         await self.net.announce()
+
+    async def _sync_time(self):
+        clock = self.node.clock
+        if not clock.servers:
+            raise CommandError("sync_time: no NTP server (time.ntp, and mqtt.host set)")
+        if not await clock.sync():
+            raise CommandError("sync_time: %s" % clock.error)
+        return {"time": clock.text()}
+
+    async def _set_tariff(self, tariff):
+        cal = self.node.calendar
+        names = cal.schedule.names if cal.schedule else []
+        if tariff != "auto" and tariff not in names:
+            raise CommandError("set_tariff: no tariff %r (configured: %s)" % (
+                tariff, ", ".join(names + ["auto"]) if names else "none"))
+        cal.forced = None if tariff == "auto" else tariff
+        if not await self.node.latch_now():
+            raise CommandError("set_tariff: the period cycle did not run within 5 s")
+        return {"tariff": self.node.ledger.tariff}
 
     async def _reboot(self):
         self.net.tasks.spawn(self._reboot_later())

@@ -117,11 +117,54 @@ def module_components(nid, mod, energy=False):
                                   cname + label, dclass, unit, sclass, tpl)
 
 
+# the usage topic (payload.usage_json): key -> (label, JSON field, state class); today and
+# this month start again at 0 (total_increasing: HA books the drop as a new cycle, as for
+# ESPHome's total_daily_energy), yesterday is a value of its own (no state class: no
+# statistics, never read as consumption)
+USAGE = (("d", " today", "day", "total_increasing"), ("y", " yesterday", "yday", None),
+         ("m", " this month", "month", "total_increasing"))
+DEMAND = (("dw", "demand", "demand_w"), ("mp", "peak window power", "max_p_w"),
+          ("dd", "highest demand today", "demand_day_w"),
+          ("dm", "highest demand this month", "demand_month_w"))
+
+
+def usage_components(nid, mod):
+    """The day, month and tariff totals and the demand of a module (its usage topic), one at
+    a time: (component id, config). mod as for module_components, plus tariffs (names)."""
+    if not mod["voltage"]:
+        return
+    base_uid = "%s_%s_" % (nid, mod["uid"])
+    base_eid = "%s_%s_" % (slug(nid), slug(mod["id"]))
+    dirs = (("i", "import", "imp"), ("e", "export", "exp")) if mod["export"] else \
+        (("i", "import", "imp"),)
+    for ch in range(mod["channels"]):
+        cname = channel_name(mod, ch)
+        for k, when, field, sclass in USAGE:
+            for d, dname, arr in dirs:
+                cid = "%s%s%d" % (k, d, ch)
+                label = "%senergy %s%s" % (cname, dname, when)
+                yield cid, _component(base_uid + cid, base_eid + slug(label), label, "energy",
+                                      "kWh", sclass, "%s.%s[%d]" % (field, arr, ch))
+        for t in mod["tariffs"]:
+            for d, dname, arr in dirs:
+                cid = "t%s_%s%d" % (d, t, ch)
+                label = "%senergy %s %s" % (cname, dname, t)
+                yield cid, _component(base_uid + cid, base_eid + slug(label), label, "energy",
+                                      "kWh", "total_increasing",
+                                      "t['%s'].%s[%d]" % (t, arr, ch))
+    for cid, label, field in DEMAND:
+        yield cid, _component(base_uid + cid, base_eid + slug(label), label, "power", "W",
+                              "measurement", field)
+
+
 def component_count(mod):
-    """How many components module_components() gives for mod (both groups)."""
+    """How many components module_components() and usage_components() give for mod (all
+    groups)."""
     if not mod["voltage"]:
         return 1 + mod["channels"]
-    return 2 + mod["channels"] * (6 + (1 if mod["export"] else 0))
+    dirs = 2 if mod["export"] else 1
+    return 2 + mod["channels"] * (6 + dirs - 1) + \
+        mod["channels"] * dirs * (len(USAGE) + len(mod["tariffs"])) + len(DEMAND)
 
 
 def node_components(nid):
@@ -222,5 +265,7 @@ def devices(base, nid, node, modules, limit=LIMIT, expire_after=None):
                "sw": mod["fw"], "sn": mod["uid"], "via_device": nid}
         yield (oid, pack(dev, [(shared(mt + "state"), expiring(module_components(nid, mod))),
                                (shared(mt + "energy"),
-                                expiring(module_components(nid, mod, True)))], limit),
+                                expiring(module_components(nid, mod, True))),
+                               (shared(mt + "usage"), expiring(usage_components(nid, mod)))],
+                    limit),
                component_count(mod))

@@ -39,6 +39,33 @@ def energy_json(uid, channels):
         uid, ",".join(kwh(c[0]) for c in channels), ",".join(kwh(c[1]) for c in channels))
 
 
+def _ie(pairs):
+    return '{"imp":[%s],"exp":[%s]}' % (",".join(kwh(c[0]) for c in pairs),
+                                        ",".join(kwh(c[1]) for c in pairs))
+
+
+def _w(mw):
+    return "null" if mw is None else "%d.%03d" % (mw // 1000, mw % 1000)
+
+
+def usage_json(view, m, tariff, clock):
+    """The day, month and tariff totals and the demand of meter m (view: Ledger.view) as
+    JSON text: {"time": "ntp"/"board"/"invalid", "tariff": name or null, "day", "yday",
+    "month": {"imp": [kWh], "exp": [kWh]}, "t": {tariff: {"imp", "exp"}}, "demand_w",
+    "max_p_w" (the last period), "demand_day_w", "demand_month_w" (the highest)}."""
+    pk = view.get("peak") or ((None, None), (None, None))
+    parts = ['{"time":"%s","tariff":%s' % (clock, '"%s"' % tariff if tariff else "null")]
+    for k, b in (("day", "day"), ("yday", "yday"), ("month", "mon")):
+        if b in view:
+            parts.append(',"%s":%s' % (k, _ie(view[b])))
+    if "tar" in view:
+        parts.append(',"t":{%s}' % ",".join('"%s":%s' % (t, _ie(v))
+                                             for t, v in view["tar"].items()))
+    parts.append(',"demand_w":%s,"max_p_w":%s,"demand_day_w":%s,"demand_month_w":%s}' % (
+        _w(m.demand_mw), _num(m.max_p, 1), _w(pk[0][1]), _w(pk[1][1])))
+    return "".join(parts)
+
+
 def parse_energy(text):
     """An energy message's text (ours, or the same values re-serialised by another client:
     any spacing, any key order) -> (uid, [import µWh], [export µWh]). The numbers are taken

@@ -8,6 +8,8 @@ Topics (base = <mqtt.base_topic>/<node id>):
     base/health                 diagnostics JSON (retained)
     base/<module>/state         RT values JSON (retained): u f i[] p[] s[] q[] pf[]
     base/<module>/energy        totals JSON (retained, QoS 1): uid, imp[] and exp[] in kWh
+    base/<module>/usage         today, yesterday, this month, per tariff (kWh) and demand (W)
+                                JSON (retained; payload.usage_json)
     base/<module>/period        one record per closed period
     base/events                 power events and module lost / found (QoS 1)
     base/cmd/<name>             commands (see commands.py); results on base/result
@@ -31,7 +33,7 @@ from ..version import VERSION
 from .floors import Floors
 from .link import Link, Pieces, utf8
 from .outbox import Outbox
-from .payload import energy_json, state_json
+from .payload import energy_json, state_json, usage_json
 
 RECONCILE_MS = 2000       # wait for the retained totals after the first connect
 HA_DELAY_MS = (1000, 5000)  # re-announce this long after HA came online (random)
@@ -148,13 +150,16 @@ class Publisher:
     async def _discovery(self, discovery):
         node = self.node
         mods = []
+        sch = node.calendar.schedule if node.calendar else None
+        tariffs = sch.names if sch else []
         for m in node.meters:
             if m.state != "ok" or m.key is None:
                 continue
             mods.append({"id": m.id, "name": m.label, "uid": m.key, "variant": m.dev.variant_name(),
                          "fw": "1.%d" % (m.dev.firmware_version - 1), "channels": m.channels,
                          "channel_names": m.spec["channels"], "voltage": m.has_energy,
-                         "export": m.export and not self.asleep})   # sleep: import only
+                         "export": m.export and not self.asleep,    # sleep: import only
+                         "tariffs": tariffs})
         info = {"name": self.cfg["node"]["name"], "sw": VERSION,
                 "model": "rbnode on %s" % sys.platform}
         pre = self.m["discovery_prefix"]
@@ -202,16 +207,17 @@ class Publisher:
     def publish_energy(self, last=False):
         if not self.reconciled:
             return
-        led = self.node.ledger
-        prov = self.node.metering.provisional()
-        for m in self.node.meters:
+        node = self.node
+        led = node.ledger
+        prov = node.metering.provisional()
+        clock = node.clock.state()
+        for m in node.meters:
             if m.key is None or m.key not in led.meters or not m.has_energy:
                 continue
-            chans = [list(c) for c in led.meters[m.key]["ch"]]
-            for ch, (imp, exp) in enumerate(prov.get(m.key, ())):
-                if ch < len(chans):
-                    chans[ch][0] += imp
-                    chans[ch][1] += exp
+            view = led.view(m.key, prov.get(m.key))
+            self.outbox.latest("%s/%s/usage" % (self.base, m.id),
+                               usage_json(view, m, led.tariff, clock), True, 0, last)
+            chans = view["ch"]
             # the open period's shadow can exceed what its latch then books by a few mWh,
             # and a floor can lead the ledger: raised to the floors, or held below them
             if not self.floors.publishable(m, chans):

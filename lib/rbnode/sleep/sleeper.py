@@ -29,6 +29,7 @@ continuous mode and is not measured while the node sleeps.
 from time import ticks_diff, ticks_ms
 
 from .. import log
+from ..ledger import merge
 from .rtcstate import StateError, pack, unpack
 
 MIN_SLEEP_MS = 1000
@@ -78,11 +79,7 @@ class Sleeper:
             if mine is None:
                 led.meters[key] = m
                 continue
-            for ch, c in enumerate(m["ch"]):
-                if ch < len(mine["ch"]):
-                    mine["ch"][ch] = [max(c[0], mine["ch"][ch][0]), max(c[1], mine["ch"][ch][1])]
-                else:
-                    mine["ch"].append(c)
+            merge(mine, m)                # each total the larger (ledger.merge)
         led.seq = max(led.seq, doc["seq"])
         self.anchors = dict(doc["anchors"])
         self.wakes = doc["wakes"]
