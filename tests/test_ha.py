@@ -58,15 +58,20 @@ def test_continuous_mode_in_home_assistant(tmp_path, world):
     dashboard's own validation clean for every energy sensor; no MQTT or sensor warning in
     HA's log; unavailable once the node stops; discovery again after HA restarts."""
     broker, hass = world
-    cfg = net_config(broker, modules=MODULES + [], node={"name": "Zähler Haus"})
+    cfg = net_config(broker, modules=MODULES + [], node={"name": "Zähler Haus"},
+                     tariffs=[{"name": "peak", "windows": [{"days": "mon-fri", "from": "07:00",
+                                                            "to": "22:00"}]},
+                              {"name": "off-peak"}])
     cfg["modules"][0] = dict(cfg["modules"][0], name="Küche")     # a display name, no id
     (tmp_path / "node").mkdir()
     with NodeRun(tmp_path / "node", scenario("energy.json"), cfg) as run:
         run.ctl.set_load(module="ui3", ch=0, load=1500)
         run.ctl.set_load(module="basic-pv", ch=0, load=-800)
         # ui3 (UI3): u f + 3 x (i p s q pf ei) = 20; basic-pv (UI1, bidirectional): u f +
-        # i p s q pf ei ee = 9; currents (I3): f + 3 i = 4; the node: 13 diagnostics
-        want = 20 + 9 + 4 + 13
+        # i p s q pf ei ee = 9; currents (I3): f + 3 i = 4; the node: 13 diagnostics.
+        # The usage topic: per channel and direction today, yesterday, this month and the 2
+        # tariffs, per module 4 demand figures: ui3 3 x 5 + 4, basic-pv 2 x 5 + 4
+        want = 20 + 9 + 4 + 13 + 19 + 14
         try:
             st = hass.wait(lambda s: len(_ours(s)) >= want and all(
                 v["state"] not in ("unknown", "unavailable") for k, v in _ours(s).items()
@@ -81,13 +86,19 @@ def test_continuous_mode_in_home_assistant(tmp_path, world):
             a = s["attributes"]
             classes.setdefault(a.get("device_class"), set()).add(
                 (a.get("unit_of_measurement"), a.get("state_class")))
-        assert classes["energy"] == {("kWh", "total_increasing")}, classes
+        # yesterday's totals have no state class: HA keeps no statistics of them
+        assert classes["energy"] == {("kWh", "total_increasing"), ("kWh", None)}, classes
         assert classes["power"] == {("W", "measurement")}
         assert classes["voltage"] == {("V", "measurement")}
         assert classes["current"] == {("A", "measurement")}
         energy = sorted(eid for eid, s in ours.items()
-                        if s["attributes"].get("device_class") == "energy")
-        assert len(energy) == 3 + 2, energy
+                        if s["attributes"].get("device_class") == "energy" and
+                        s["attributes"].get("state_class") == "total_increasing")
+        # lifetime 3 + 2, per tariff 2 x (3 + 2), today and this month 2 x (3 + 2)
+        assert len(energy) == 5 + 10 + 10, energy
+        assert {"sensor.kuche_house_energy_import_peak", "sensor.kuche_house_energy_import_off_peak",
+                "sensor.basic_pv_energy_export_today",
+                "sensor.basic_pv_energy_export_this_month"} <= set(energy), energy
         devices, = hass.ws({"type": "config/device_registry/list"})
         names = {d["name"] for d in devices if any("rbnode" in i[1] for i in d["identifiers"])}
         assert {"Zähler Haus", "Küche", "basic-pv", "currents"} <= names, names
@@ -147,7 +158,8 @@ def test_sleep_mode_in_home_assistant(tmp_path, world):
             out = node.start(stdout=subprocess.PIPE).communicate(timeout=90)[0].decode()
             assert node.finish() is not None, out
         # UI3: u f + 3 x (i p s q pf ei) = 20; UI1 (import only in sleep mode): 8; node: 13
-        want = 20 + 8 + 13
+        # and the usage topic: UI3 3 x 3 + 4 demand figures, UI1 3 + 4
+        want = 20 + 8 + 13 + 13 + 7
         st = hass.wait(lambda s: len(_ours(s)) >= want and _live(_ours(s)), timeout=60,
                        what="%d live entities of the sleeping node" % want)
         assert len(_ours(st)) == want, sorted(_ours(st))

@@ -34,7 +34,6 @@ class Node:
         self.ledger = Ledger(ledger_path)
         self.meters = []
         self.hub = Hub(nid, self.meters, self.ledger)
-        self.metering = Metering(self.i2c, self.meters, self.ledger, board.epoch)
         self.sampler = None
         self.heap_peak = 0
         self.heap_live = 0
@@ -47,6 +46,7 @@ class Node:
         self.clock = Clock(board, cfg["time"], cfg["time"]["ntp"] if cfg["mqtt"]["host"] else (),
                            self.uptime_ms)
         self.clock.on_change = self._latch_now.set    # a latch, then the buckets by the new time
+        self.metering = Metering(self.i2c, self.meters, self.ledger, self.clock.now)
         self.calendar = None      # made by start(), once the ledger is loaded
         self.online = lambda: False   # the network is up (set by the app: NTP needs it)
         self.stay_awake = False     # set by the stay_awake command (sleep mode)
@@ -125,7 +125,7 @@ class Node:
         self.ledger.meter(m.key, m.id, m.addr, m.channels)
 
     def _on_power_event(self, m, ch, before, after):
-        self.hub.events.put({"kind": "power", "module": m.id, "ch": ch, "t": self.board.epoch(),
+        self.hub.events.put({"kind": "power", "module": m.id, "ch": ch, "t": self.clock.now(),
                              "before_w": before / 1000, "after_w": after / 1000})
 
     # ---- services --------------------------------------------------------------------------
@@ -244,7 +244,7 @@ class Node:
         not written: the reason is logged and kept in self.storage (health), never raised."""
         st = self.storage
         try:
-            seq = self.ledger.save(self.metering.provisional(), self.board.epoch())
+            seq = self.ledger.save(self.metering.provisional(), self.clock.now())
         except LedgerError as e:         # never loaded: the flash copy is left alone
             log.error("node", "ledger not saved: %s", e)
             return False
@@ -292,14 +292,14 @@ class Node:
                         self._book_lost(m)
                         m.lost("no answer for %d s" % LOST_S)
                         self.hub.events.put({"kind": "module_lost", "module": m.id,
-                                             "t": self.board.epoch()})
+                                             "t": self.clock.now()})
                 elif ticks_diff(now, m.retry_at) >= 0:
                     m.retry_at = ticks_add(now, RETRY_S * 1000)
                     if m.detect():
                         self._register(m)
                         last.pop(m.id, None)
                         self.hub.events.put({"kind": "module_found", "module": m.id,
-                                             "t": self.board.epoch()})
+                                             "t": self.clock.now()})
 
     def uptime_s(self):
         return self.uptime_ms() // 1000
