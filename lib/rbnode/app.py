@@ -208,6 +208,10 @@ async def _wake(node, board):
     day = max(1, 86400 // cfg["period_s"])      # discovery: after a cold boot, then daily
     await net.deliver(budget, discovery=cfg["mqtt"]["discovery"] and (
         not sleeper.restored or sleeper.wakes % day == 0))
+    if sleeper.sync_due() and await node.clock.sync():
+        sleeper.synced = board.rtc_ms()
+        sleeper.next_due()                         # the next wake by the synced clock
+        sleeper.keep()
     if sleeper.unchecked and net.pub.reconciled and \
             not net.pub.floors.pending(node.meters, node.ledger):
         sleeper.unchecked = False                  # the broker's floors are passed

@@ -58,6 +58,12 @@ class Calendar:
                 nxt = c[0]
         self.next_ms = nxt * 1000
 
+    def boundary_ms(self):
+        """ms to the next boundary, or None (time invalid, none known)."""
+        if not self.clock.valid or self.next_ms is None:
+            return None
+        return max(0, self.next_ms - self.clock.now_ms())
+
     def wait_ms(self):
         if not self.clock.valid or self.next_ms is None:
             return None

@@ -1,7 +1,7 @@
 """The wall clock the node can trust (issue 21): Unix time in ms, whether it is valid, and
 the local time zone (tz.py) of config `time`.
 
-    clock = Clock(board, cfg["time"], servers, node.uptime_ms)
+    clock = Clock(board, cfg["time"], servers, node.uptime_ms, board.epoch_ms)
     clock.valid              # an NTP server answered (or: no servers, and the board's clock
                              # reads 2025 or later)
     clock.now_ms()           # Unix ms: the last sync plus the time since, on the node's own
@@ -31,14 +31,16 @@ def server(text):
 
 
 class Clock:
-    def __init__(self, board, tcfg, servers, mono_ms):
+    def __init__(self, board, tcfg, servers, mono_ms, board_ms):
+        """board_ms: the board's clock (board.epoch_ms; sleep mode: board.rtc_ms, the RTC
+        that keeps counting through deep sleep), read once here."""
         self.board = board
         self.zone = Zone(tcfg["tz"])
         self.servers = list(servers)
         self.resync_ms = tcfg["resync_h"] * 3600000
         self.mono = mono_ms
         self.on_change = None
-        self._base = board.epoch_ms() - mono_ms()      # wall ms = mono + base
+        self._base = board_ms() - mono_ms()           # wall ms = mono + base
         self.valid = not self.servers and self.now_ms() >= VALID_FROM_MS
         self.source = "board" if self.valid else None
         self.syncs = 0
@@ -59,6 +61,12 @@ class Clock:
     def state(self):
         """For the health message: "ntp", "board" or "invalid"."""
         return self.source if self.valid else "invalid"
+
+    def trust(self, source):
+        """The board's clock is valid as it is (sleep mode: a sync before the sleep set the
+        RTC, which kept counting)."""
+        if not self.valid:
+            self.valid, self.source = True, source
 
     def set(self, wall_ms, source):
         """A trusted time (ms since 1970) from `source`."""

@@ -44,7 +44,8 @@ class Node:
         self._latched = asyncio.Event()
         self._up = [0, ticks_ms()]        # ms running since boot, at ticks
         self.clock = Clock(board, cfg["time"], cfg["time"]["ntp"] if cfg["mqtt"]["host"] else (),
-                           self.uptime_ms)
+                           self.uptime_ms, board.rtc_ms if cfg["mode"] == "sleep" and
+                           board.rtc is not None else board.epoch_ms)
         self.clock.on_change = self._latch_now.set    # a latch, then the buckets by the new time
         self.metering = Metering(self.i2c, self.meters, self.ledger, self.clock.now)
         self.calendar = None      # made by start(), once the ledger is loaded
@@ -76,9 +77,10 @@ class Node:
                      self.ledger.restored_from, seq, len(self.ledger.meters))
         elif not self.ledger.problems:
             log.info("node", "no energy ledger yet: totals start at 0")
+        # the buckets by the clock: once the periods that were open are closed (_metering;
+        # in sleep mode the one that spanned the sleep, sleeper.py)
         self.calendar = Calendar(self.clock, self.ledger, self.cfg["tariffs"],
                                  self.cfg["period_s"])
-        self.calendar.update()
         specs = self.cfg["modules"]
         # a sleep-mode wake skips the bus scan (112 address probes) when modules are named
         found = [] if keep_reset and specs else self._scan()
@@ -153,6 +155,7 @@ class Node:
         before goes to the buckets in force until then, what follows to the new ones."""
         period = self.cfg["period_s"] * 1000
         cal = self.calendar
+        cal.update()
         due = ticks_ms()
         while True:
             for rec in await self.metering.cycle():

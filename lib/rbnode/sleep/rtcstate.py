@@ -20,13 +20,17 @@ class StateError(ValueError):
     pass
 
 
-def pack(ledger, anchors, wakes, flash_ms, unchecked=False, now=0):
+def pack(ledger, anchors, wakes, flash_ms, unchecked=False, now=0, cal=None):
     """The record as bytes. anchors: {key: RTC ms of the meter's last good latch};
     unchecked: the totals came from the flash ledger and are not compared with the broker's
     retained totals yet (wakenet.py); now: RTC ms of the writing (a replayed old state is
-    told by it)."""
-    body = encode({"v": 1, "seq": ledger.seq, "meters": ledger.meters, "anchors": anchors,
-                   "wakes": wakes, "flash_ms": flash_ms, "unchecked": unchecked, "t": now})
+    told by it); cal: the calendar's state across the sleep (sleeper.py: the tariff of the
+    open period, the clock's validity and last sync, the wake's due time)."""
+    doc = {"v": 1, "seq": ledger.seq, "meters": ledger.meters, "anchors": anchors,
+           "wakes": wakes, "flash_ms": flash_ms, "unchecked": unchecked, "t": now}
+    if cal:
+        doc.update(cal)
+    body = encode(doc)
     data = MAGIC + bytes((VERSION,)) + body.encode()
     if len(data) > SIZE:
         raise StateError("the sleep state needs %d bytes, RTC memory has %d" % (len(data), SIZE))

@@ -23,9 +23,19 @@ never counted twice, and the period open in the module is booked from its window
 (RP2040, whose deep sleep also stops its clock) write the flash ledger on every wake: choose
 period_s with the flash in mind (README, sleep mode).
 
+Tariffs and days (calendar.py): the period that spanned the sleep goes to the tariff in force
+when it began (kept in the state), the buckets then follow the clock. The next wake is due period_s
+after this one, or at the next boundary (a tariff change, local midnight) if that comes
+first: then the node wakes LEAD_MS early and waits, so its latch falls on the boundary. The wall clock is the RTC, trusted across the sleep once a sync (or,
+without servers, the RTC itself) made it valid; NTP is asked on a wake with the network when
+the time is invalid or time.resync_h has passed since the last sync.
+(Continuous mode lines its periods up with the wall clock; sleep mode keeps period_s from
+each wake, so an early wake does not bring the next one forward.)
+
 Page 0 has import averages only: a `bidirectional` module's export needs the RT stream of
 continuous mode and is not measured while the node sleeps.
 """
+import asyncio
 from time import ticks_diff, ticks_ms
 
 from .. import log
@@ -33,6 +43,7 @@ from ..ledger import merge
 from .rtcstate import StateError, pack, unpack
 
 MIN_SLEEP_MS = 1000
+LEAD_MS = 1500          # a wake for a boundary comes this early and waits for it (the boot)
 
 
 class Sleeper:
@@ -49,6 +60,8 @@ class Sleeper:
         self.unchecked = True   # totals not yet compared with the broker's retained ones
         self.members = None     # the modules metered (after the first cycle)
         self.cause = None
+        self.due = None         # RTC ms of the boundary the next latch is due at, or None
+        self.synced = None      # RTC ms of the last NTP sync
 
     def _load_state(self):
         data = self.board.rtc_memory()
@@ -85,6 +98,14 @@ class Sleeper:
         self.wakes = doc["wakes"]
         self.flash_ms = doc.get("flash_ms") or 0
         self.unchecked = bool(doc.get("unchecked")) or stale
+        # the tariff of the period that spanned the sleep; the clock valid as the RTC kept it
+        t = doc.get("tariff")
+        led.tariff = t if t in (led.tariffs or ()) else led.default
+        if doc.get("clock") in ("ntp", "board"):
+            self.node.clock.trust(doc["clock"])
+        for k in ("synced", "due"):
+            v = doc.get(k)
+            setattr(self, k, v if isinstance(v, int) else None)
 
     async def cycle(self):
         """One energy cycle: the first call of a boot also restores the state and (cold boot)
@@ -104,11 +125,15 @@ class Sleeper:
             except OSError as e:
                 log.warning("sleep", "%s: primer latch failed (%s): next wake", m.id, e)
         if len(fresh) < len(self.members):
+            early = self.due - board.rtc_ms() if self.due is not None else 0
+            if 0 < early <= 2 * LEAD_MS:      # woken for a boundary: the latch on it
+                await asyncio.sleep_ms(early)
             for rec in await node.metering.cycle():
                 rec["wake"] = self.wakes
                 node.record(rec)
                 if rec["status"] in ("ok", "reboot", "lost", "primer"):
                     self.anchors[rec["key"]] = board.rtc_ms()
+        self.next_due()
         self.keep()
         log.info("sleep", "wake #%d (%s) energy step done in %d ms", self.wakes, self.cause,
                  ticks_diff(ticks_ms(), self.t0))
@@ -124,6 +149,8 @@ class Sleeper:
         node.start(keep_reset=woke or doc is not None)
         if doc is not None:
             self._restore(doc)
+        else:                             # the period now open: the buckets by the clock
+            node.calendar.update()
         now = board.rtc_ms()
         fresh = []
         self.members = node.metering.members()
@@ -141,9 +168,33 @@ class Sleeper:
                 fresh.append(m)
         return fresh
 
+    def next_due(self):
+        """The buckets for the period now open (calendar.py), and whether a boundary comes
+        before the period ends (period_s from the start of this cycle): then the next wake
+        is due at it."""
+        cal = self.node.calendar
+        cal.update()
+        left = self.cfg["period_s"] * 1000 - ticks_diff(ticks_ms(), self.t0)
+        b = cal.boundary_ms()
+        if b is None or b > left:
+            self.due = None
+        else:
+            self.due = self.board.rtc_ms() + b
+
+    def sync_due(self):
+        """NTP on this wake: the time is invalid, or resync_h passed since the last sync."""
+        clock = self.node.clock
+        return bool(clock.servers) and (not clock.valid or self.synced is None or
+                                        self.board.rtc_ms() - self.synced >= clock.resync_ms)
+
     def sleep_ms(self):
-        """Until the next period closes, counted from the start of the last cycle."""
-        return max(MIN_SLEEP_MS, self.cfg["period_s"] * 1000 - ticks_diff(ticks_ms(), self.t0))
+        """Until the next period closes, counted from the start of the last cycle, or LEAD_MS
+        before a boundary that comes first."""
+        if self.due is not None:
+            ms = self.due - self.board.rtc_ms() - LEAD_MS
+        else:
+            ms = self.cfg["period_s"] * 1000 - ticks_diff(ticks_ms(), self.t0)
+        return max(MIN_SLEEP_MS, ms)
 
     def keep(self):
         """RTC memory every wake; the flash ledger every save_s (every wake without RTC
@@ -156,7 +207,9 @@ class Sleeper:
         if flash_due and node.save():
             self.flash_ms = now
         try:
-            data = pack(node.ledger, self.anchors, self.wakes, self.flash_ms, self.unchecked, now)
+            data = pack(node.ledger, self.anchors, self.wakes, self.flash_ms, self.unchecked, now,
+                        {"tariff": node.ledger.tariff, "clock": node.clock.state(),
+                         "synced": self.synced, "due": self.due})
         except StateError as e:
             log.error("sleep", "%s: the flash ledger is written every wake", e)
             if not flash_due and node.save():
