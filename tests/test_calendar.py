@@ -2,7 +2,7 @@
 real mosquitto and a local NTP server whose clock the test sets.
 
 One run of about three minutes crosses, on the node's clock: time invalid at boot (the NTP
-server silent), then valid at 23:59:4x on a Saturday; local midnight; a tariff window
+server silent), then valid at 23:59:40 on a Saturday (sync_time); local midnight; a tariff window
 (00:01-00:02); a DST change at 00:02 that lands the wall clock inside another window
 (01:02, "shoulder"); a step of the load (the period's largest window power); a clock jump of
 +1 h at a sync (sync_time) that ends the shoulder window. The test reads the simulator's
@@ -71,7 +71,11 @@ def test_tariffs_days_and_clock_on_the_node(tmp_path):
             ntp.offset = SYNC_AT - time.time()
             ntp.mode = "ok"
             off = ntp.offset
-            u = _usage(rec, lambda d: d["time"] == "ntp", 40, "the time valid")
+            mark = rec.mark()                  # now, not at the node's next retry
+            rec.publish(BASE + "/cmd/sync_time", '{"id": "v"}')
+            r = rec.wait(lambda m: m.topic == BASE + "/result", timeout=10, start=mark).json()
+            assert r["ok"] is True, r
+            u = _usage(rec, lambda d: d["time"] == "ntp", 15, "the time valid", mark)
             assert time.time() + off < MIDNIGHT - 2, "synced too late for the test"
             truth = {}
             for name, t in (("midnight", MIDNIGHT), ("peak", PEAK), ("dst", DST)):

@@ -5,7 +5,8 @@ Tuesday 21:00 to the next Monday noon in Berlin's zone across the DST change of 
 wake every 55 min (period_s 3300: no boundary is on its grid) and one at each boundary.
 
 The load is constant, so the simulator's truth tells when each latch happened (truth = P x
-time). Checked: every boundary latch within one RT window (200 ms) of its boundary; every
+time). Checked: every boundary latch within one RT window (200 ms) after its boundary
+(later only when the wake itself was late, as the node reports); every
 whole day's total (yesterday, at the first wake of the next) within 0.1 % of the truth
 between its midnight latches, and within two windows' energy of P x 24 h (25 h on the DST
 day); the tariffs' totals against P x their hours; the lifetime the sum of the tariff
@@ -14,6 +15,7 @@ totals exactly and this month's total the lifetime, at every wake.
 import calendar
 import json
 import os
+import re
 import subprocess
 
 from nodeharness import base_config, rtc_state, scenario
@@ -90,7 +92,7 @@ def test_a_simulated_week_of_tariffs_and_days(tmp_path):
             lat = ctl.truth()["at_latch"]["ui3"]
             now = node_time(lat[0])
             (m,) = rtc_state(node.board)["meters"].values()
-            wakes.append((now, lat, m))
+            wakes.append((now, lat, m, out))
             for ch in range(2):                     # the sum, exactly, at every wake
                 for j in (0, 1):
                     assert sum(v[ch][j] for v in m["tar"].values()) == m["ch"][ch][j], m
@@ -98,12 +100,19 @@ def test_a_simulated_week_of_tariffs_and_days(tmp_path):
     finally:
         bench.stop()
     stamps = [w[0] for w in wakes]
-    # every boundary latch within one RT window of its boundary
-    at = {}
+    # every boundary latch within one RT window after its boundary, never before it; later
+    # only when the wake itself came late (a loaded host: the boot took longer than the
+    # node's lead), which the node reports with the delay
+    at, late = {}, []
     for b, what in boundaries():
         i = min(range(len(stamps)), key=lambda k: abs(stamps[k] - b))
-        assert abs(stamps[i] - b) <= WINDOW_S, (what, b, stamps[i] - b)
+        d = stamps[i] - b
+        said = re.search(r"boundary latch (\d+) ms late", wakes[i][3])
+        assert -0.005 <= d <= WINDOW_S or (said and abs(int(said.group(1)) / 1000 - d) < 0.1), \
+            (what, b, d, wakes[i][3])
+        late += [d] if d > WINDOW_S else []
         at[b] = i
+    print("%d wakes, %d boundaries, %d latched late: %s" % (len(wakes), len(at), len(late), late))
     # a wake per period and one per boundary, no more
     assert len(wakes) <= (END - START) // PERIOD_S + 2 + len(at), len(wakes)
     # every whole day: yesterday's total at the first wake of the next day
@@ -119,16 +128,21 @@ def test_a_simulated_week_of_tariffs_and_days(tmp_path):
             truth = (wakes[j][1][ch] - wakes[i][1][ch]) * 1e6
             got = yday[1][ch][0]
             assert abs(got - truth) <= 1e-3 * truth, (a, ch, got, truth)
-            assert abs(got - P[ch] * hours * 1e6) <= P[ch] * 2 * WINDOW_S / 3600 * 1e6 + \
-                1e-4 * truth, (a, ch, got, hours)
-    # the tariffs: P x their hours (Tue 21-22, Wed-Fri 07-22, Mon from 07 to the last
-    # latch), to a window at each of the 9 boundaries of peak
+            if stamps[i] - a <= WINDOW_S and stamps[j] - b <= WINDOW_S:
+                assert abs(got - P[ch] * hours * 1e6) <= P[ch] * 2 * WINDOW_S / 3600 * 1e6 + \
+                    1e-4 * truth, (a, ch, got, hours)
+    # the tariffs: P x the time between the latches that opened and closed each peak window
+    # (Tue 21-22 from the primer, Wed-Fri 07-22, Mon from 07 to the last latch)
     m = wakes[-1][2]
-    peak_h = 1 + 3 * 15 + (stamps[-1] - utc(26, 7)) / 3600
+    lat = {what + str(b): stamps[at[b]] for b, what in boundaries()}
+    ons = [stamps[0]] + [lat["peak%d" % utc(d, 7)] for d in (21, 22, 23, 26)]
+    offs = [lat["off%d" % utc(d, 22)] for d in (20, 21, 22, 23)] + [stamps[-1]]
+    peak_s = sum(b - a for a, b in zip(ons, offs))
+    if not late:
+        assert abs(peak_s - (1 + 3 * 15 + (stamps[-1] - utc(26, 7)) / 3600) * 3600) < 9 * WINDOW_S
     for ch in range(2):
         peak = m["tar"]["peak"][ch][0]
-        assert abs(peak - P[ch] * peak_h * 1e6) <= P[ch] * 9 * WINDOW_S / 3600 * 1e6 + \
-            1e-4 * peak, (ch, m["tar"])
+        assert abs(peak - P[ch] * peak_s / 3600 * 1e6) <= 1e-4 * peak, (ch, m["tar"], peak_s)
         # the lifetime: the truth from the cold boot's primer latch to the last latch
         life = (wakes[-1][1][ch] - wakes[0][1][ch]) * 1e6
         assert abs(m["ch"][ch][0] - life) <= 1e-4 * life, (ch, m["ch"], life)

@@ -26,8 +26,11 @@ period_s with the flash in mind (README, sleep mode).
 Tariffs and days (calendar.py): the period that spanned the sleep goes to the tariff in force
 when it began (kept in the state), the buckets then follow the clock. The next wake is due period_s
 after this one, or at the next boundary (a tariff change, local midnight) if that comes
-first: then the node wakes LEAD_MS early and waits, so its latch falls on the boundary. The wall clock is the RTC, trusted across the sleep once a sync (or,
-without servers, the RTC itself) made it valid; NTP is asked on a wake with the network when
+first: then the node wakes early by its lead (what its last boundary wake took from the
+timer to the latch, and half of that again; LEAD_MS at least) and waits, so its latch falls
+on the boundary; a latch that is late all the same is logged with what the wake took. The
+wall clock is the RTC, trusted across the sleep once a sync (or, without servers, the RTC
+itself) made it valid; NTP is asked on a wake with the network when
 the time is invalid or time.resync_h has passed since the last sync.
 (Continuous mode lines its periods up with the wall clock; sleep mode keeps period_s from
 each wake, so an early wake does not bring the next one forward.)
@@ -43,7 +46,9 @@ from ..ledger import merge
 from .rtcstate import StateError, pack, unpack
 
 MIN_SLEEP_MS = 1000
-LEAD_MS = 1500          # a wake for a boundary comes this early and waits for it (the boot)
+LEAD_MS = 1500          # a wake for a boundary comes at least this early and waits for it
+LEAD_MAX_MS = 10000
+LATE_MS = 200           # a boundary latch later than this (one RT window) is reported
 
 
 class Sleeper:
@@ -61,6 +66,7 @@ class Sleeper:
         self.members = None     # the modules metered (after the first cycle)
         self.cause = None
         self.due = None         # RTC ms of the boundary the next latch is due at, or None
+        self.lead = LEAD_MS     # how early a wake for a boundary comes
         self.synced = None      # RTC ms of the last NTP sync
 
     def _load_state(self):
@@ -106,6 +112,8 @@ class Sleeper:
         for k in ("synced", "due"):
             v = doc.get(k)
             setattr(self, k, v if isinstance(v, int) else None)
+        v = doc.get("lead")
+        self.lead = v if isinstance(v, int) and LEAD_MS <= v <= LEAD_MAX_MS else LEAD_MS
 
     async def cycle(self):
         """One energy cycle: the first call of a boot also restores the state and (cold boot)
@@ -125,9 +133,8 @@ class Sleeper:
             except OSError as e:
                 log.warning("sleep", "%s: primer latch failed (%s): next wake", m.id, e)
         if len(fresh) < len(self.members):
-            early = self.due - board.rtc_ms() if self.due is not None else 0
-            if 0 < early <= 2 * LEAD_MS:      # woken for a boundary: the latch on it
-                await asyncio.sleep_ms(early)
+            if self.due is not None:          # woken for a boundary: the latch on it
+                await self._boundary(board.rtc_ms())
             for rec in await node.metering.cycle():
                 rec["wake"] = self.wakes
                 node.record(rec)
@@ -168,6 +175,19 @@ class Sleeper:
                 fresh.append(m)
         return fresh
 
+    async def _boundary(self, now):
+        """Wait for the boundary this wake is for; the next lead from what this wake took
+        (the timer was set `lead` before the boundary)."""
+        took = now - (self.due - self.lead)
+        early = self.due - now
+        if 0 < early <= 2 * LEAD_MAX_MS:
+            await asyncio.sleep_ms(early)
+        elif -early > LATE_MS and -early < 2 * LEAD_MAX_MS:
+            log.warning("sleep", "boundary latch %d ms late: the wake took %d ms, the lead was "
+                        "%d ms", -early, took, self.lead)
+        if 0 < took < 2 * LEAD_MAX_MS:
+            self.lead = min(LEAD_MAX_MS, max(LEAD_MS, took + max(500, took // 2)))
+
     def next_due(self):
         """The buckets for the period now open (calendar.py), and whether a boundary comes
         before the period ends (period_s from the start of this cycle): then the next wake
@@ -188,10 +208,10 @@ class Sleeper:
                                         self.board.rtc_ms() - self.synced >= clock.resync_ms)
 
     def sleep_ms(self):
-        """Until the next period closes, counted from the start of the last cycle, or LEAD_MS
-        before a boundary that comes first."""
+        """Until the next period closes, counted from the start of the last cycle, or the
+        lead before a boundary that comes first."""
         if self.due is not None:
-            ms = self.due - self.board.rtc_ms() - LEAD_MS
+            ms = self.due - self.board.rtc_ms() - self.lead
         else:
             ms = self.cfg["period_s"] * 1000 - ticks_diff(ticks_ms(), self.t0)
         return max(MIN_SLEEP_MS, ms)
@@ -209,7 +229,8 @@ class Sleeper:
         try:
             data = pack(node.ledger, self.anchors, self.wakes, self.flash_ms, self.unchecked, now,
                         {"tariff": node.ledger.tariff, "clock": node.clock.state(),
-                         "synced": self.synced, "due": self.due})
+                         "synced": self.synced, "due": self.due,
+                         "lead": self.lead})
         except StateError as e:
             log.error("sleep", "%s: the flash ledger is written every wake", e)
             if not flash_due and node.save():
