@@ -11,7 +11,8 @@ after to the new one.
     cal.demand(meter, rec)    # a closed period's demand (W, first channel)
 
 While the time is invalid, everything goes to the default tariff and the day and month
-totals keep their date (a bucket without one takes the first valid date).
+totals keep their date (a bucket without one takes the first valid date). `forced` (the
+set_tariff command) puts a tariff in force instead of the windows until it is cleared.
 """
 from .tz import days_from_civil
 
