@@ -24,16 +24,16 @@ never counted twice, and the period open in the module is booked from its window
 period_s with the flash in mind (README, sleep mode).
 
 Tariffs and days (calendar.py): the period that spanned the sleep goes to the tariff in force
-when it began (kept in the state), the buckets then follow the clock. The next wake is due period_s
-after this one, or at the next boundary (a tariff change, local midnight) if that comes
-first: then the node wakes early by its lead (what its last boundary wake took from the
-timer to the latch, and half of that again; LEAD_MS at least) and waits, so its latch falls
-on the boundary; a latch that is late all the same is logged with what the wake took. The
-wall clock is the RTC, trusted across the sleep once a sync (or, without servers, the RTC
-itself) made it valid; NTP is asked on a wake with the network when
-the time is invalid or time.resync_h has passed since the last sync.
-(Continuous mode lines its periods up with the wall clock; sleep mode keeps period_s from
-each wake, so an early wake does not bring the next one forward.)
+when it began (kept in the state); the buckets then follow the clock. The next wake is due
+period_s after this one, or at the next boundary (a tariff change, local midnight) if that
+comes first: then the node wakes early by its lead (what its last boundary wake took from
+the timer to the latch, and half of that again; LEAD_MS at least) and waits, so its latch
+falls on the boundary; a latch that is late all the same is logged with what the wake took.
+The wall clock is the RTC, trusted across the sleep once a sync (or, without servers, the
+RTC itself) made it valid; NTP is asked on a wake with the network when the time is invalid
+or time.resync_h has passed since the last sync. (Continuous mode lines its periods up with
+the wall clock; sleep mode keeps period_s from each wake, so an early wake does not bring
+the next one forward.)
 
 Page 0 has import averages only: a `bidirectional` module's export needs the RT stream of
 continuous mode and is not measured while the node sleeps.
