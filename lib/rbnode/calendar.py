@@ -14,6 +14,7 @@ While the time is invalid, everything goes to the default tariff and the day and
 totals keep their date (a bucket without one takes the first valid date). `forced` (the
 set_tariff command) puts a tariff in force instead of the windows until it is cleared.
 """
+from .ledger import NO_TARIFF
 from .tz import days_from_civil
 
 
@@ -30,6 +31,8 @@ class Calendar:
             from .tariff import Schedule
             self.schedule = s = Schedule(tariffs)
             ledger.use_tariffs(s.names, s.names[s.default])
+        elif any("tar" in m for m in ledger.meters.values()):
+            ledger.use_tariffs([], NO_TARIFF)       # tariffs removed: their totals are kept
         ledger.use_days()
 
     def tariff(self):

@@ -55,6 +55,7 @@ MAX_SLOT = 16384          # bytes: a bigger file is not a slot (and would not fi
 MAX_METERS = 32
 MAX_UWH = 10**17          # 100 GWh: more than a channel can measure in a lifetime
 MAX_SEQ = 2**40           # a save every 2 s for 70000 years
+NO_TARIFF = "(none)"      # the bucket of a ledger with tariff totals and no tariffs configured
 KEEP_BAD = 8              # set-aside files per slot (the oldest stay, later ones are not kept)
 
 
@@ -215,17 +216,24 @@ def _dated(v, prov, last):
     return [v[0], _plus(v[1], prov, last[1] if last and last[0] == v[0] else None)]
 
 
-def merge(mine, other):
+def merge(mine, other, default=None):
     """A meter's state from two sources (the sleep state and the flash ledger): each total
-    the larger, a dated bucket the later; the lifetime stays the sum of the tariff totals."""
+    the larger, a dated bucket the later; the lifetime stays the sum of mine's tariff totals
+    (a lifetime above their sum, from a state without them: the rest to `default`)."""
     n = max(len(mine["ch"]), len(other["ch"]))
     for m in (mine, other):
         _widen(m, n)
     mine["ch"] = _plus(mine["ch"], None, other["ch"])
     ta, tb = mine.get("tar"), other.get("tar")
-    if ta is not None and tb is not None:
-        for t, v in tb.items():
+    if ta is not None:
+        for t, v in (tb or {}).items():
             ta[t] = _plus(ta[t], None, v) if t in ta else v
+        s = _sums(ta, n)
+        if any(mine["ch"][ch][j] > s[ch][j] for ch in range(n) for j in (0, 1)):
+            d = ta.setdefault(default or NO_TARIFF, _zeros(n))
+            for ch in range(n):
+                for j in (0, 1):
+                    d[ch][j] += max(0, mine["ch"][ch][j] - s[ch][j])
         mine["ch"] = _sums(ta, n)
     for b in ("day", "yday", "mon"):
         va, vb = mine.get(b), other.get(b)
@@ -295,7 +303,9 @@ class Ledger:
     def use_tariffs(self, names, default):
         """Keep a total per tariff from now on (names: the configured ones). A meter's
         energy from before goes to the default tariff; a tariff no longer configured keeps
-        its totals (not published, still part of the sum)."""
+        its totals (not published, still part of the sum). Without tariffs configured, a
+        ledger that has tariff totals keeps them: additions go to NO_TARIFF (use_tariffs([],
+        NO_TARIFF), calendar.py)."""
         self.tariffs, self.default, self.tariff = list(names), default, default
         for key, m in self.meters.items():
             self._tariffs(key, m)
@@ -308,11 +318,11 @@ class Ledger:
             if any(c[0] or c[1] for c in m["ch"]):
                 log.info("ledger", "%s: the energy measured before tariffs were configured is "
                          "booked to the default tariff %r", m["name"], self.default)
-        for t in self.tariffs:
+        for t in self.tariffs + [self.default]:
             if t not in tar:
                 tar[t] = _zeros(n)
         for t in tar:
-            if t not in self.tariffs:
+            if t not in self.tariffs and t != self.default:
                 log.warning("ledger", "%s: tariff %r is no longer configured: its totals are "
                             "kept in the ledger (not published)", m["name"], t)
 
@@ -337,6 +347,10 @@ class Ledger:
             c = v[ch]
             c[0] += import_uwh
             c[1] += export_uwh
+
+    def tariff_name(self):
+        """The configured tariff in force, or None (no tariffs configured)."""
+        return self.tariff if self.tariffs else None
 
     def roll(self, day, month):
         """Local date now (days since 1970, months since year 0): the day and month totals

@@ -218,4 +218,45 @@ def test_merge_of_two_states_keeps_the_sum():
     eq(a["day"], [10, [[1, 0], [0, 0]]])
 
 
+def test_a_state_without_tariff_totals_merged_keeps_the_sum():
+    """An RTC state written before tariffs were configured (or by the firmware before) is
+    newer than the flash ledger: its lead goes to the default tariff."""
+    mine = {"name": "m", "addr": 80, "ch": [[10, 1]], "tar": {"p": [[4, 0]], "o": [[6, 1]]}}
+    merge(mine, {"name": "m", "addr": 80, "ch": [[15, 1]]}, "o")
+    eq((mine["ch"], mine["tar"]), ([[15, 1]], {"p": [[4, 0]], "o": [[11, 1]]}))
+
+
+def test_tariffs_removed_from_the_config_keep_their_totals():
+    _clean()
+    led = _ledger()
+    led.meter("aa", "mains", 80, 1)
+    led.tariff = "peak"
+    led.add("aa", 0, 500, 0)
+    led.save()
+    led = Ledger(P)                          # tariffs gone from config.json
+    led.load()
+    from rbnode.calendar import Calendar
+
+    class NoClock:
+        valid = False
+    Calendar(NoClock(), led, [], 60)
+    eq(led.tariff_name(), None)
+    led.add("aa", 0, 30, 0)
+    eq(led.meters["aa"]["tar"]["peak"], [[500, 0]])
+    eq(led.meters["aa"]["tar"]["(none)"], [[30, 0]])
+    _sums_hold_any(led)
+    led.save()
+    again = Ledger(P)
+    again.load()
+    eq(again.problems, [])
+    eq(again.meters["aa"]["ch"], [[530, 0]])
+    eq("tar" in led.view("aa"), False)       # nothing published per tariff
+
+
+def _sums_hold_any(led):
+    for m in led.meters.values():
+        for ch, c in enumerate(m["ch"]):
+            eq(sum(v[ch][0] for v in m["tar"].values()), c[0])
+
+
 run(globals())

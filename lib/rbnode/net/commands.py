@@ -296,7 +296,7 @@ class Commands:
         cal.forced = None if tariff == "auto" else tariff
         if not await self.node.latch_now():
             raise CommandError("set_tariff: the period cycle did not run within 5 s")
-        return {"tariff": self.node.ledger.tariff}
+        return {"tariff": self.node.ledger.tariff_name()}
 
     async def _reboot(self):
         self.net.tasks.spawn(self._reboot_later())

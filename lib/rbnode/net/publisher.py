@@ -216,7 +216,7 @@ class Publisher:
                 continue
             view = led.view(m.key, prov.get(m.key))
             self.outbox.latest("%s/%s/usage" % (self.base, m.id),
-                               usage_json(view, m, led.tariff, clock), True, 0, last)
+                               usage_json(view, m, led.tariff_name(), clock), True, 0, last)
             chans = view["ch"]
             # the open period's shadow can exceed what its latch then books by a few mWh,
             # and a floor can lead the ledger: raised to the floors, or held below them

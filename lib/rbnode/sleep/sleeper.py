@@ -98,7 +98,7 @@ class Sleeper:
             if mine is None:
                 led.meters[key] = m
                 continue
-            merge(mine, m)                # each total the larger (ledger.merge)
+            merge(mine, m, led.default)   # each total the larger (ledger.merge)
         led.seq = max(led.seq, doc["seq"])
         self.anchors = dict(doc["anchors"])
         self.wakes = doc["wakes"]
