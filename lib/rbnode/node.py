@@ -58,8 +58,8 @@ class Node:
             "rssi": board.rssi(), "uptime": self.uptime_s(), "reset": board.reset_cause(),
             "task_failures": self.supervisor.failures}
         self.hub.counters["clock"] = lambda: {
-            "time": self.clock.state(), "tariff": self.ledger.tariff_name(), "syncs": self.clock.syncs,
-            "jumps": self.clock.jumps, "error": self.clock.error}
+            "time": self.clock.state(), "tariff": self.ledger.tariff_name(),
+            "syncs": self.clock.syncs, "jumps": self.clock.jumps, "error": self.clock.error}
         self.hub.counters["metering"] = lambda: dict(self.metering.outcomes,
                                                       cycles=self.metering.cycles,
                                                       gc=self.metering.fleet.gc)
