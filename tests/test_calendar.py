@@ -6,7 +6,7 @@ server silent), then valid at 23:59:50 on a Saturday (sync_time); local midnight
 tariff window begins (00:00-00:01); a DST change at 00:01 that lands the wall clock inside
 another window (01:01, "shoulder"); a step of the load (the period's largest window power);
 a clock jump of +1 h at a sync (sync_time) that ends the shoulder window; set_tariff forcing
-peak for a few seconds, then "auto". The test reads the simulator's ground truth at the host
+peak for a few seconds, then "auto"; a jump of -1 h back into the shoulder window. The test reads the simulator's ground truth at the host
 instants of those boundaries (node time minus the NTP server's offset) and checks:
   - every tariff total against the truth between its boundaries, to one RT window (200 ms
     of the load) at each boundary: a latch that missed its boundary by more fails;
@@ -115,7 +115,17 @@ def test_tariffs_days_and_clock_on_the_node(tmp_path):
                 else:
                     assert r["ok"] and r["tariff"] == want, r
                     _usage(rec, lambda d: d["tariff"] == want, 10, want, mark)
+            # -1 h at a sync: back to 01:01:4x, inside the shoulder window again; the day does
+            # not roll back
             time.sleep(2)
+            ntp.offset = off
+            mark = rec.mark()
+            rec.publish(BASE + "/cmd/sync_time", '{"id": "b"}')
+            r = rec.wait(lambda m: m.topic == BASE + "/result", timeout=10, start=mark).json()
+            truth["back"] = ctl.truth()["truth"]["ui3"][0][0]
+            assert r["ok"] is True, r
+            _usage(rec, lambda d: d["tariff"] == "shoulder", 10, "shoulder after going back", mark)
+            time.sleep(3)
             truth["stop"] = ctl.truth()["truth"]["ui3"][0][0]
             run.stop()
             led = read_ledger(run.fs)
@@ -136,8 +146,8 @@ def test_tariffs_days_and_clock_on_the_node(tmp_path):
     win = WINDOW_WH * 1e6
     peak_truth = (truth["dst"] - truth["midnight"] + truth["set_off"] - truth["set_peak"]) * 1e6
     assert abs(tar["peak"] - peak_truth) <= 2 * win + 2 * 0.3 * win / 0.2, report
-    sh_truth = (truth["jump"] - truth["dst"]) * 1e6
-    assert abs(tar["shoulder"] - sh_truth) <= 2 * win + 0.3 * win / 0.2, report
+    sh_truth = (truth["jump"] - truth["dst"] + truth["stop"] - truth["back"]) * 1e6
+    assert abs(tar["shoulder"] - sh_truth) <= 2 * win + 3 * 0.3 * win / 0.2, report
     today_truth = (truth["stop"] - truth["midnight"]) * 1e6
     assert abs(m["day"][1][0][0] - today_truth) <= 2 * win + 0.3 * win / 0.2, report
     # the lifetime: what the simulator measured (the load set once the node measured), to
@@ -149,4 +159,5 @@ def test_tariffs_days_and_clock_on_the_node(tmp_path):
     assert abs(u["demand_w"] - LOAD_W) < 0.02 * LOAD_W, u
     assert u["demand_day_w"] >= u["demand_w"] - 0.01, u
     assert u["time"] == "ntp" and u["day"]["imp"][0] > 0 and u["yday"]["imp"][0] > 0, u
+    assert h["time"] == "ntp" and led["meters"] and m["day"][0] == m["yday"][0] + 1
     print(report)
