@@ -53,7 +53,7 @@ def test_tariffs_days_and_clock_on_the_node(tmp_path):
         wifi={"ssid": "bench-ap", "password": "x"},
         mqtt={"host": broker.host, "port": broker.port, "health_s": 10},
         time={"tz": ZONE, "ntp": ["127.0.0.1:%d" % ntp.port], "resync_h": 24},
-        tariffs=TARIFFS, save_s=600)
+        tariffs=TARIFFS, save_s=600, period_s=14)   # no boundary on the periods' grid
     cfg["mqtt"]["allow_remote_config"] = True          # set_tariff
     try:
         with Recorder(broker) as rec, NodeRun(tmp_path, scenario("energy.json"), cfg) as run:

@@ -95,16 +95,20 @@ class Clock:
 
     async def sync(self):
         """Ask the servers in turn; True once one answered."""
-        from .sntp import SntpError, query
-        for s in self.servers:
-            host, port = server(s)
-            try:
-                ms = await query(host, port)
-            except SntpError as e:
-                self.error = str(e)
-                continue
-            self.set(ms, "ntp")
-            return True
+        from .sntp import SntpError, query      # loaded for the sync, dropped after it
+        try:
+            for s in self.servers:
+                host, port = server(s)
+                try:
+                    ms = await query(host, port)
+                except SntpError as e:
+                    self.error = str(e)
+                    continue
+                self.set(ms, "ntp")
+                return True
+        finally:
+            from rbnode import forget
+            forget("sntp")
         self.failures += 1
         (log.warning if self.failures == 1 else log.debug)(
             "clock", "no time from the NTP servers (%s)%s", self.error,
