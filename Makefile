@@ -12,7 +12,7 @@ CONFIG  ?= config.json
 export MPY_DIR FIRMWARE ERASE FS_SIZE
 
 .PHONY: setup run test ha-setup test-ha bench clean firmware fs-image merged flash deploy dev config-check \
-	manifest-check stubcheck checks
+	manifest-check stubcheck checks ota-key ota-bundle
 
 setup:
 	@tools/setup.sh
@@ -57,6 +57,16 @@ dev: setup
 
 config-check: setup
 	@$(PY) tools/checkconfig.py $(if $(filter command line environment,$(origin BOARD)),--board $(BOARD)) $(CONFIG)
+
+# ---- over-the-air updates (README, "Updates over the air") -------------------------------
+KEY     ?= keys/ota-key.pem
+export KEY VERSION OUT
+
+ota-key: setup
+	@$(PY) tools/ota.py keygen
+
+ota-bundle: setup
+	@$(PY) tools/ota.py bundle
 
 manifest-check: setup
 	@$(PY) tools/manifest.py check

@@ -10,3 +10,9 @@ except KeyboardInterrupt:
     print("stopped")
 except Exception as e:  # noqa: BLE001 - e.g. a broken image: report, stay at the REPL
     sys.print_exception(e)
+    try:  # an update on trial that does not start: back to the version before (and reset)
+        import rbboot
+
+        rbboot.failed("%s: %s" % (type(e).__name__, e))
+    except ImportError:
+        pass

@@ -4,6 +4,10 @@ smallest `-X heapsize` at which the node runs the same scenario for 5 minutes.
     python bench/node_heap.py                    # suite node: the PyPI unix port, .mpy in RAM
     python bench/node_heap.py --frozen --prefix node32 [--tls]
                                                  # suite node32: $MICROPYTHON, its frozen app
+    python bench/node_heap.py --slot --prefix node32_slot
+                                                 # the app as an over-the-air update runs it:
+                                                 # its bundle's .mpy files (tools/ota.py) ahead
+                                                 # of the binary's frozen modules (rbboot.py)
 
 Scenario: tools/host/sim/scenarios/default.json (three modules, DRDY wired-OR) with the modules
 of config.example.json, period_s 10, save_s 30, log_level debug (heap figures are logged),
@@ -35,13 +39,18 @@ class Setup:
     """What one suite runs the node with: the binary's modules (MICROPYPATH), TLS, the name
     prefix of its figures."""
 
-    def __init__(self, frozen, tls, prefix):
+    def __init__(self, frozen, tls, prefix, slot=False):
         self.prefix = prefix
         self.tls = tls
-        self.mpy = None if frozen else compile_libs()
-        # frozen: the binary's own app (and host board, BOARD=unix32) ahead of the sources
-        self.path = hostenv.micropypath(frozen_first=True) if frozen else \
-            hostenv.micropypath([self.mpy])
+        if slot:
+            self.mpy = tempfile.mkdtemp(prefix="rbnode-slot-")
+            self.path = hostenv.micropypath([self.mpy], frozen_first=True)
+            _fill_slot(self.mpy)
+        else:
+            self.mpy = None if frozen else compile_libs()
+            # frozen: the binary's own app (and host board, BOARD=unix32) ahead of the sources
+            self.path = hostenv.micropypath(frozen_first=True) if frozen else \
+                hostenv.micropypath([self.mpy])
         self.ca_dir = tempfile.mkdtemp(prefix="node-bench-ca-") if tls else None
         self.broker = Broker(tls=make_test_ca(self.ca_dir) if tls else None)
 
@@ -60,6 +69,16 @@ class Setup:
         for d in (self.mpy, self.ca_dir):
             if d:
                 remove(d)
+
+
+def _fill_slot(d):
+    """What an update's bundle puts in a slot (tools/ota.py: every app module as .mpy)."""
+    from tools import ota
+    with tempfile.TemporaryDirectory() as work:
+        for path, data in ota.compile_app("9.9.9", ota.mpy_cross(), work):
+            os.makedirs(os.path.dirname(os.path.join(d, path)), exist_ok=True)
+            with open(os.path.join(d, path), "wb") as f:
+                f.write(data)
 
 
 def run_node(setup, seconds, heap=None):
@@ -140,10 +159,11 @@ def main(argv):
     a = argparse.ArgumentParser()
     a.add_argument("--frozen", action="store_true", help="run the binary's frozen app")
     a.add_argument("--tls", action="store_true", help="MQTT over TLS")
+    a.add_argument("--slot", action="store_true", help="the app from an update's .mpy files")
     a.add_argument("--prefix", default="node", help="figure names' prefix")
     a.add_argument("--step", type=int, default=8, help="bisection step, KB")
     args = a.parse_args(argv)
-    setup = Setup(args.frozen, args.tls, args.prefix + ("_tls" if args.tls else ""))
+    setup = Setup(args.frozen, args.tls, args.prefix + ("_tls" if args.tls else ""), args.slot)
     try:
         measure(setup, args.step * 1024)
     finally:

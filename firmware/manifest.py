@@ -14,6 +14,7 @@ metadata(description="rbnode: MicroPython firmware for rbAmp energy-monitoring n
 
 include("../lib/rbamp/manifest.py")      # the driver, as it ships (no smbus.py)
 package("rbnode", base_path="../lib")
+module("rbboot.py", base_path="../lib")    # chooses the app at boot: never in an update
 package("mqtt_as", base_path=_deps)
 module("rbnode_build.py", base_path=_deps)
 

@@ -79,6 +79,12 @@ def test_config_md_documents_every_key():
      "tariffs: windows overlap: a fri 00:00-09:00 and a fri 08:00-24:00"),
     ({"tariffs": [{"name": "a"}, {"name": "a"}]}, "tariffs[1]: name 'a' is used twice"),
     ({"tariffs": [{"name": "a"}] * 5}, "tariffs = [{\"name\": \"a\"}, {\"name\": \"a\"}, "),
+    ({"ota": {"enabled": True}}, "ota.key: missing, required when ota.enabled is true"),
+    ({"ota": {"enabled": True, "key": "abcd"}}, "ota.key is 3 bytes: a 2048- to 4096-bit RSA"),
+    ({"ota": {"enabled": True, "key": "QUJD" * 86}},
+     "ota.enabled: updates are commanded over MQTT: set mqtt.host"),
+    ({"ota": {"confirm_s": 10}}, "ota.confirm_s = 10: out of range, allowed 60..86400"),
+    ({"ota": {"max_boots": 0}}, "ota.max_boots = 0: out of range, allowed 1..10"),
 ])
 def test_each_problem_is_one_message_naming_key_value_and_allowed(raw, expect):
     cfg, errs = config.check(raw)

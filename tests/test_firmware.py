@@ -131,7 +131,7 @@ def test_fs_image_mounts_on_the_unix_port(tmp_path, board):
     out = r.stdout
     assert r.returncode == 0, out + r.stderr
     assert "ROOT ['boot.py', 'config.json', 'lib', 'main.py']" in out, out
-    assert "LIB ['mqtt_as', 'rbamp', 'rbnode', 'rbnode_build.mpy']" in out, out
+    assert "LIB ['mqtt_as', 'rbamp', 'rbboot.mpy', 'rbnode', 'rbnode_build.mpy']" in out, out
     assert "MPY b'M\\x06'" in out, out       # .mpy version 6: MicroPython 1.23 and later
     assert "CONFIG %d" % os.path.getsize(os.path.join(hostenv.ROOT, "config.example.json")) in out
     if mode == "import":

@@ -13,12 +13,15 @@ import time
 import pytest
 
 from nodeharness import NodeRun, scenario
+from otaserver import OtaServer
 from test_mqtt import MODULES, net_config
+from test_ota import _key, _make_bundle, _ota, _reboot
 from test_sleep import net_config as sleep_config
 from tools import ha_env
 from tools.host import hostenv
 from tools.host.broker import Broker, free_port
 from tools.host.hostrun import HostNode
+from tools.host.mqttrec import Recorder
 
 WHY = ha_env.missing() or (None if os.geteuid() == 0 else
                            "real-HA tests skipped: a network namespace needs root")
@@ -63,6 +66,10 @@ def test_continuous_mode_in_home_assistant(tmp_path, world):
                                                             "to": "22:00"}]},
                               {"name": "off-peak"}])
     cfg["modules"][0] = dict(cfg["modules"][0], name="Küche")     # a display name, no id
+    key, pub = _key(tmp_path)                                      # the update entity
+    cfg["ota"] = {"enabled": True, "key": pub}
+    srv = OtaServer({"/v2.rbota": _make_bundle(tmp_path, "0.2.0")})
+    srv.rate = 40000                        # a few seconds: HA sees the update in progress
     (tmp_path / "node").mkdir()
     with NodeRun(tmp_path / "node", scenario("energy.json"), cfg) as run:
         run.ctl.set_load(module="ui3", ch=0, load=1500)
@@ -131,7 +138,25 @@ def test_continuous_mode_in_home_assistant(tmp_path, world):
         hass.wait(lambda s: set(_ours(s)) == before and all(
             v["state"] not in ("unknown", "unavailable") for k, v in _ours(s).items()
             if "rssi" not in k), timeout=60, what="the entities back after a restart")
+        # the node's update entity: installed and latest 0.1.0, then an update through it
+        upd = "update.zahler_haus_firmware"
+        u = hass.wait(lambda s: upd in s and s[upd]["state"] == "off", timeout=30,
+                      what="the update entity")[upd]["attributes"]
+        assert (u["installed_version"], u["latest_version"], u["device_class"],
+                u["in_progress"]) == ("0.1.0", "0.1.0", "firmware", False), u
+        with Recorder(broker) as rec:
+            r = _ota(rec, "ota", {"url": srv.url("/v2.rbota"), "version": "0.2.0"}, "ha")
+            assert r["ok"], r
+            u = hass.wait(lambda s: s[upd]["attributes"]["in_progress"] is True, timeout=30,
+                          what="the update in progress")[upd]["attributes"]
+            assert u["latest_version"] == "0.2.0" and u["update_percentage"] is not None, u
+            _reboot(run, rec)
+        u = hass.wait(lambda s: s[upd]["attributes"]["installed_version"] == "0.2.0" and
+                      s[upd]["state"] == "off" and not s[upd]["attributes"]["in_progress"],
+                      timeout=90, what="0.2.0 installed")[upd]["attributes"]
+        assert u["latest_version"] == "0.2.0", u
         assert run.stop() == 0
+    srv.stop()
     # the node's offline will: every entity unavailable within seconds
     hass.wait(lambda s: all(v["state"] == "unavailable" for v in _ours(s).values()),
               timeout=20, what="the node's entities unavailable")

@@ -35,6 +35,16 @@ if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then
   fi
 fi
 
+# 2b. strace (Debian package): the update tests cut the power at exact system calls with it
+# (tests/test_ota.py); without it that test is skipped, saying so
+if ! command -v strace >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing strace (apt-get)"
+    (apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q strace >/dev/null) \
+      || say "apt-get install strace failed: the power-cut test of the update is skipped"
+  fi
+fi
+
 # 3. mqtt_as pinned to a commit, in the unix port's user library ($MPLIB)
 mqtt_as_ok() {
   [ -f "$MPLIB/mqtt_as/__init__.py" ] && \

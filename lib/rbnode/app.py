@@ -53,7 +53,17 @@ def safe_mode(reasons):
     print("Fix config.json (e.g. with mpremote), then reset the board.")
     print("=" * 60)
     _write(SAFE_FILE, text + "\n")
+    _update_failed("safe mode: " + reasons[0])
     return reasons
+
+
+def _update_failed(reason):
+    """A version on trial that cannot run goes back to the one before (rbboot resets)."""
+    try:
+        import rbboot
+    except ImportError:
+        return
+    rbboot.failed(reason)
 
 
 def _crashes(board, cfg):
@@ -284,6 +294,10 @@ def _network(node, cfg):
             node.board.deepsleep(cfg["period_s"] * 1000)
     net.on_bound_action = bound
     node.online = lambda: net.link.online
+    import rbboot
+    if cfg["ota"]["enabled"] or rbboot.in_trial():
+        from .ota.update import Updater
+        net.updater = Updater(node, net, cfg)
     return net
 
 
@@ -291,6 +305,8 @@ async def _main(node, crashes, net=None):
     node.tasks.spawn(_healthy_after(node, crashes))
     if net is not None:
         net.start()
+        if net.updater is not None:
+            net.updater.start()
     await node.run()
 
 

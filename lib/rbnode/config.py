@@ -104,6 +104,13 @@ SCHEMA = {
         "resync_h": ("int", 24, (1, 168)),
     }),
     "tariffs": ("list", [], (("sub", None, TARIFF), 4)),
+    "ota": ("sub", None, {
+        "enabled": ("bool", False, None),
+        "key": ("str", "", 700),
+        "ca_file": ("str", "", 64),
+        "confirm_s": ("int", 600, (60, 86400)),
+        "max_boots": ("int", 3, (1, 10)),
+    }),
 }
 
 
@@ -168,6 +175,19 @@ def _cross_checks(cfg, errs):
     if cfg["mqtt"]["host"] and not cfg["wifi"]["ssid"]:
         errs.append("wifi.ssid: missing, required when mqtt.host is set")
     _time_checks(cfg, errs)
+    o = cfg["ota"]
+    if o["enabled"]:
+        if not o["key"]:
+            errs.append("ota.key: missing, required when ota.enabled is true (the public key "
+                        "`make ota-key` prints)")
+        else:
+            from .ota.rsa import key_bytes
+            try:
+                key_bytes(o["key"])
+            except ValueError as e:
+                errs.append(str(e))
+        if not cfg["mqtt"]["host"]:
+            errs.append("ota.enabled: updates are commanded over MQTT: set mqtt.host")
 
 
 def _time_checks(cfg, errs):

@@ -11,6 +11,12 @@
     {"id": "r8", "module": "mains", "use": "broker"}          restore_totals (allow_totals)
     {"id": "r9"}                                              sync_time   ask the NTP servers now
     {"id": "ra", "tariff": "peak"}                            set_tariff  (allow_remote_config)
+    {"id": "rb", "url": "http://host/rbnode-0.2.0.rbota", "version": "0.2.0"}
+                                                              ota         (ota.enabled)
+    {"id": "rc"}                                              ota_rollback (ota.enabled)
+ota downloads a signed update and restarts into it (rbnode/ota/update.py): its result says
+it started; the progress and the outcome are on <base>/ota. ota_rollback restarts into the
+version that ran before the update.
 set_tariff puts a configured tariff in force now (an external signal, e.g. the utility's
 ripple control), until the next set_tariff; "auto" returns to the schedule. The period is
 latched first: what was measured before goes to the tariff in force until then.
@@ -48,14 +54,18 @@ SPECS = {
     "restore_totals": {"module": ("name", True), "use": ("use", True)},
     "sync_time": {},
     "set_tariff": {"tariff": ("tariff", True)},
+    "ota": {"url": ("url", True), "version": ("version", True)},
+    "ota_rollback": {},
 }
 REMOTE_CONFIG = ("set_ct", "set_sensor_class", "set_tariff")
 TOTALS = ("set_total", "restore_totals")
+OTA = ("ota", "ota_rollback")
 MAX_KWH_DIGITS = 10       # set_total: at most 9 999 999 999 kWh
 # name -> (burst, interval s): `burst` at once, then one per interval
 RATE = {"latch": (3, 10), "discovery": (2, 30), "reboot": (1, 300), "stay_awake": (5, 1),
         "set_total": (10, 2), "restore_totals": (3, 10), "set_ct": (3, 10),
-        "set_sensor_class": (2, 30), "sync_time": (2, 30), "set_tariff": (5, 10)}
+        "set_sensor_class": (2, 30), "sync_time": (2, 30), "set_tariff": (5, 10),
+        "ota": (5, 30), "ota_rollback": (2, 60)}
 REBOOT_HOLD_S = 60
 
 
@@ -124,6 +134,15 @@ def _value(cmd, key, kind, v):
         if v != "sct013":
             bad("must be \"sct013\"")
         return v
+    if kind == "url":
+        if not isinstance(v, str) or not (v.startswith("http://") or v.startswith("https://")) \
+                or len(v) > 400:
+            bad("must be an http:// or https:// URL of at most 400 characters")
+        return v
+    if kind == "version":
+        if not isinstance(v, str) or not 0 < len(v) <= 32:
+            bad("must be the update's version, e.g. \"0.2.0\"")
+        return v
     if kind == "tariff":
         if not isinstance(v, str) or not v or len(v) > 16:
             bad('must be the name of a configured tariff, or "auto" (the schedule)')
@@ -180,6 +199,10 @@ class Commands:
             if name in REMOTE_CONFIG and not self.net.cfg["mqtt"]["allow_remote_config"]:
                 raise CommandError("%s: remote configuration is off (mqtt.allow_remote_config)"
                                    % name)
+            if name in OTA and self.net.updater is None:
+                raise CommandError("%s: %s" % (name, "not in sleep mode (update by cable, or in "
+                                   "continuous mode)" if self.net.asleep else
+                                   "over-the-air updates are off (ota.enabled)"))
             if name in TOTALS and not self.net.cfg["mqtt"]["allow_totals"]:
                 raise CommandError("%s: changing totals over MQTT is off (mqtt.allow_totals)"
                                    % name)
@@ -297,6 +320,20 @@ class Commands:
         if not await self.node.latch_now():
             raise CommandError("set_tariff: the period cycle did not run within 5 s")
         return {"tariff": self.node.ledger.tariff_name()}
+
+    async def _ota(self, url, version):
+        from ..ota.update import OtaError
+        try:
+            return self.net.updater.begin(url, version)
+        except OtaError as e:
+            raise CommandError("ota: %s" % e)
+
+    async def _ota_rollback(self):
+        from ..ota.update import OtaError
+        try:
+            return self.net.updater.rollback()
+        except OtaError as e:
+            raise CommandError("ota_rollback: %s" % e)
 
     async def _reboot(self):
         self.net.tasks.spawn(self._reboot_later())

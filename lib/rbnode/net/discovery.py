@@ -173,6 +173,14 @@ def node_components(nid):
                               label, dclass, unit, sclass, key, {"ent_cat": "diagnostic"})
 
 
+def update_components(nid):
+    """The node's update entity (HA's MQTT update platform) on <base>/ota, whose "ha" member
+    holds exactly the keys HA takes (it refuses any other: "Schema violation")."""
+    yield "ota", {"p": "update", "name": "Firmware", "uniq_id": "%s_ota" % nid,
+                  "def_ent_id": "update.%s_firmware" % slug(nid), "dev_cla": "firmware",
+                  "ent_cat": "diagnostic", "val_tpl": "{{value_json.ha|tojson}}"}
+
+
 def _utf8_len(text):
     """UTF-8 bytes of text, without a copy on MicroPython (a str is its UTF-8 buffer)."""
     try:
@@ -236,7 +244,7 @@ def devices(base, nid, node, modules, limit=LIMIT, expire_after=None):
     payloads, most), `most` the parts the device could need with the longest names (one per
     component). Everything is built as it is consumed: a device's payloads only when its
     turn comes, each payload only when the one before has been taken.
-    node: name, sw, model; modules: dicts as for module_components plus variant and fw.
+    node: name, sw, model, ota (the update entity); modules: dicts as for module_components plus variant and fw.
     expire_after (s, sleep mode): the values expire when the node stops waking, instead of
     following the status topic (which says "asleep" between wakes)."""
     ORIGIN["sw"] = node["sw"]
@@ -254,10 +262,12 @@ def devices(base, nid, node, modules, limit=LIMIT, expire_after=None):
             if expire_after:
                 c["exp_aft"] = expire_after
             yield cid, c
+    groups = [(shared("%s/%s/health" % (base, nid)), expiring(node_components(nid)))]
+    if node.get("ota"):
+        groups.append((shared("%s/%s/ota" % (base, nid)), update_components(nid)))
     yield (nid, pack({"ids": [nid], "name": node["name"], "mf": "rbnode",
-                      "mdl": node["model"], "sw": node["sw"]},
-                     [(shared("%s/%s/health" % (base, nid)), expiring(node_components(nid)))],
-                     limit), len(DIAGNOSTICS))
+                      "mdl": node["model"], "sw": node["sw"]}, groups, limit),
+           len(DIAGNOSTICS) + (1 if node.get("ota") else 0))
     for mod in modules:
         oid = "%s_%s" % (nid, mod["uid"])
         mt = "%s/%s/%s/" % (base, nid, mod["id"])

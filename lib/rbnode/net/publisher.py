@@ -12,6 +12,7 @@ Topics (base = <mqtt.base_topic>/<node id>):
                                 JSON (retained; payload.usage_json)
     base/<module>/period        one record per closed period
     base/events                 power events and module lost / found (QoS 1)
+    base/ota                    the over-the-air update's state (retained; ota/update.py)
     base/cmd/<name>             commands (see commands.py); results on base/result
     base/stay_awake             sleep mode: a retained "on" keeps the node awake (wakenet.py)
 The broker is a mirror of the ledger, never a source: no retained message changes a total
@@ -82,6 +83,7 @@ class Publisher:
                          self._on_message, self._on_bound, self._on_oversize,
                          tasks=node.supervisor.group("link"))
         self.commands = None              # made at the first command (_commands)
+        self.updater = None               # over-the-air updates (the app: ota.enabled, a trial)
         self.link.subscribe(self.base + "/cmd/+", 1)
         self.link.subscribe(m["discovery_prefix"] + "/status", 1)
         self.reconciled = False           # the broker's retained totals were read
@@ -161,7 +163,7 @@ class Publisher:
                          "export": m.export and not self.asleep,    # sleep: import only
                          "tariffs": tariffs})
         info = {"name": self.cfg["node"]["name"], "sw": VERSION,
-                "model": "rbnode on %s" % sys.platform}
+                "model": "rbnode on %s" % sys.platform, "ota": self.updater is not None}
         pre = self.m["discovery_prefix"]
         expire = None
         if self.asleep:     # one missed wake is not "unavailable", two are
@@ -190,6 +192,8 @@ class Publisher:
         self.publish_states(last)
         self.publish_energy(last)
         self.publish_health(last)
+        if self.updater is not None:
+            self.updater.publish(last)
 
     def publish_states(self, last=False):
         for m in self.node.meters:

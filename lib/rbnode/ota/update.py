@@ -1,0 +1,223 @@
+"""The update, as the node runs it (continuous mode): the `ota` and `ota_rollback`
+commands, the download into the inactive slot, the switch, and the trial of a new version.
+
+    up = Updater(node, net, cfg)      # the app makes it when ota.enabled, or in a trial
+    up.start()                         # in a trial: watch that the new version gets healthy
+    up.begin(url, version)             # the ota command: checks, then the download runs
+    up.publish(last)                   # <base>/ota, retained (the HA update entity reads it)
+
+The update: the slot the running version is not in is filled from the download (bundle.install: streamed, each file's hash and the
+signature checked before its MANIFEST is written); the ledger is saved (no switch without
+it); rbboot.switch makes it the active slot in trial; the board resets. A failure at any
+step leaves the running version as it was, with the reason on <base>/ota.
+
+The trial (the new version, after the reset): healthy means every configured module measuring
+(at least one), connected to the broker and one period closed with it, within ota.confirm_s;
+then rbboot.confirm(). Otherwise, or when it crashes at boot ota.max_boots times (rbboot
+counts), the previous version runs again, and says why on <base>/ota.
+
+<base>/ota: {"state": idle|downloading|rebooting|failed|trial|ok|rolled_back, "version" (running),
+"target", "progress" (%), "error", "last" (rbboot's last result), "ha": {what HA's update
+entity takes}}.
+"""
+import asyncio
+import json
+
+import rbboot
+
+from .. import log
+from ..version import VERSION
+from .rsa import key_bytes
+
+PROGRESS_STEP = 5           # % between progress messages
+
+
+class OtaError(Exception):
+    pass
+
+
+class Updater:
+    def __init__(self, node, net, cfg):
+        self.node = node
+        self.net = net
+        self.o = cfg["ota"]
+        self.tasks = node.supervisor.group("ota")
+        self.topic = net.base + "/ota"
+        self.state = "idle"
+        self.target = None
+        self.progress = None
+        self.error = None
+        st = rbboot.state() or {}
+        self.last = st.get("last")
+        self.trial = st.get("trial")
+        if self.trial:
+            self.state = "trial"
+            self.target = self.trial.get("version")
+        elif self.last and self.last.get("result") == "rolled_back":
+            self.state = "rolled_back"
+            self.error = self.last.get("reason")
+        self._pct = -PROGRESS_STEP
+
+    def start(self):
+        if self.trial:
+            self.tasks.start("trial", self._trial)
+
+    # ---- status ------------------------------------------------------------------------------
+    def status(self):
+        busy = self.state in ("downloading", "rebooting")
+        ha = {"installed_version": VERSION, "title": "rbnode",
+              "latest_version": self.target if busy and self.target else VERSION,
+              "in_progress": busy, "update_percentage": self.progress if busy else None}
+        if self.error:
+            ha["release_summary"] = ("%s: %s" % (self.state, self.error))[:255]
+        return json.dumps({"state": self.state, "version": VERSION, "target": self.target,
+                           "progress": self.progress, "error": self.error, "last": self.last,
+                           "ha": ha})
+
+    def publish(self, last=False):
+        self.net.outbox.latest(self.topic, self.status(), True, 1, last)
+
+    def _set(self, state, error=None, **kw):
+        self.state, self.error = state, error
+        for k, v in kw.items():
+            setattr(self, k, v)
+        self.publish()
+
+    # ---- the update --------------------------------------------------------------------------
+    def busy(self):
+        return self.state in ("downloading", "rebooting")
+
+    def begin(self, url, version):
+        """The ota command: refused (OtaError) or started; what it will do, for the result."""
+        if self.busy():
+            raise OtaError("an update to %s is running (%s)" % (self.target, self.state))
+        if self.state == "trial":
+            raise OtaError("version %s is in its trial: wait until it reported healthy "
+                           "(or ota_rollback)" % VERSION)
+        want = rbboot.version_key(version)
+        if want is None:
+            raise OtaError("version %r: of the form 1.2.3" % version[:32])
+        run = rbboot.version_key(VERSION)
+        if run is not None and want <= run:
+            raise OtaError("version %s is not newer than the running %s (no downgrade; "
+                           "ota_rollback goes back to the previous version)" % (version, VERSION))
+        if rbboot.mpy_version() is None:
+            raise OtaError("this firmware loads no .mpy files: update it by cable")
+        from .http import HttpError, split_url
+        try:
+            split_url(url)
+        except HttpError as e:
+            raise OtaError(str(e))
+        slot = "a" if rbboot.running()[0] == "b" else "b"
+        self._pct = -PROGRESS_STEP
+        self._set("downloading", target=version, progress=0)
+        self.tasks.spawn(self._update(url, version, slot))
+        return {"slot": slot, "from": VERSION, "to": version}
+
+    def _progress(self, done, total):
+        pct = done * 100 // total
+        if pct >= self._pct + PROGRESS_STEP:
+            self._pct = pct
+            self.progress = pct
+            self.publish()
+            self.net.tasks.beat("periodic")
+
+    async def _update(self, url, version, slot):
+        from .bundle import BundleError, install
+        from .http import HttpError, get
+        try:
+            key = key_bytes(self.o["key"])
+            body = await get(url, self._ca(), "rbnode/" + VERSION)
+            try:
+                head = await install(body, slot, key, VERSION, version, self._progress)
+            finally:
+                body.close()
+        except (HttpError, BundleError, OSError, ValueError) as e:
+            return self._failed(version, str(e) or repr(e))
+        except Exception as e:  # noqa: BLE001 - e.g. MemoryError: never stuck "downloading"
+            return self._failed(version, repr(e))
+        if not self.node.save():
+            return self._failed(version, "the energy ledger could not be saved: not switching "
+                                "(see health storage)")
+        try:
+            rbboot.switch(slot, head["version"], self.o["max_boots"])
+        except OSError as e:                   # the state is the old one, or the new one
+            return self._failed(version, "ota/state not written (%s): not switching" % (e,))
+        log.info("ota", "version %s installed in slot %s: restarting into it", head["version"],
+                 slot)
+        self._set("rebooting", progress=100)
+        await self._restart()
+
+    def _failed(self, version, msg):
+        log.error("ota", "update to %s failed: %s", version, msg)
+        self._set("failed", msg, progress=None)
+
+    def _ca(self):
+        if not self.o["ca_file"]:
+            return None
+        from ..net.link import ca_der
+        try:
+            with open(self.o["ca_file"], "rb") as f:
+                return ca_der(f.read())
+        except OSError as e:
+            raise ValueError("ota.ca_file = %r cannot be read (%s)" % (self.o["ca_file"], e))
+
+    async def _restart(self):
+        for _ in range(50):                      # the status out first (at most 5 s)
+            if not self.net.link.pending(self.topic):
+                break
+            await asyncio.sleep_ms(100)
+        self.node.save()
+        await self.net.link.goodbye()
+        self.node.board.reset()
+
+    def rollback(self):
+        """The ota_rollback command."""
+        run = rbboot.running()
+        st = rbboot.state() or {}
+        if run[0] is None:
+            raise OtaError("the image's own app is running: there is no earlier version on "
+                           "the node")
+        if self.busy():
+            raise OtaError("an update is running")
+        if not self.node.save():
+            raise OtaError("the energy ledger could not be saved: not switching")
+        rbboot.rollback("by command (ota_rollback)")
+        back = "slot %s (%s)" % (st.get("prev"), st.get("prev_version")) if st.get("prev") \
+            else "the image's app"
+        log.warning("ota", "rolling back from %s to %s (command)", VERSION, back)
+        self._set("rebooting")
+        self.tasks.spawn(self._restart())
+        return {"to": back}
+
+    # ---- the trial ---------------------------------------------------------------------------
+    def missing(self):
+        """What the running version still lacks to be healthy ([] = healthy)."""
+        node = self.node
+        out = []
+        if not node.meters or any(m.state != "ok" for m in node.meters):
+            out.append("every module measuring (%s)" % (", ".join(
+                "%s %s" % (m.id, m.state) for m in node.meters) or "none found"))
+        if not self.net.link.online:
+            out.append("a broker connection")
+        if node.metering.outcomes["ok"] < 1:
+            out.append("a closed period")
+        return out
+
+    async def _trial(self):
+        limit = self.o["confirm_s"]
+        log.info("ota", "version %s on trial: it must be healthy within %d s", VERSION, limit)
+        self.publish()
+        while self.node.uptime_s() < limit:
+            if not self.missing():
+                rbboot.confirm()
+                self.last = (rbboot.state() or {}).get("last")
+                log.info("ota", "version %s reported healthy: it stays", VERSION)
+                self._set("ok", target=None)
+                return
+            await asyncio.sleep(1)
+        reason = "not healthy within %d s (missing: %s)" % (limit, ", ".join(self.missing()))
+        log.error("ota", "version %s %s: rolling back", VERSION, reason)
+        rbboot.rollback(reason)
+        self._set("rolled_back", reason)
+        await self._restart()
