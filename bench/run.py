@@ -4,7 +4,8 @@ writes them to build/bench/<suite>.json (or $BENCH_OUT/<suite>.json). Figures an
 Suites: driver (a minute), latency (3 minutes), energy (5 minutes), sleep (2 minutes),
 node (about 20 minutes: the smallest heap is found by bisection), node32 (the same on the chips'
 memory model, with and without TLS: about 40 minutes; MPY_DIR=<MicroPython tree> or
-MICROPYTHON=<unix32 binary>, else skipped)."""
+MICROPYTHON=<unix32 binary>, else skipped), ota (the update's cost: seconds; MICROPYTHON= for
+the chips' memory model)."""
 import json
 import os
 import re
@@ -58,6 +59,7 @@ SUITES = {
     "sleep": lambda: _script("sleep_wake.py"),
     "node": lambda: _script("node_heap.py"),
     "node32": lambda: _script("node32.py"),
+    "ota": lambda: _script("ota.py"),
 }
 
 

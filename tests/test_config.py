@@ -83,7 +83,9 @@ def test_config_md_documents_every_key():
     ({"ota": {"enabled": True, "key": "abcd"}}, "ota.key is 3 bytes: a 2048- to 4096-bit RSA"),
     ({"ota": {"enabled": True, "key": "QUJD" * 86}},
      "ota.enabled: updates are commanded over MQTT: set mqtt.host"),
-    ({"ota": {"confirm_s": 10}}, "ota.confirm_s = 10: out of range, allowed 60..86400"),
+    ({"ota": {"confirm_s": 10}}, "ota.confirm_s = 10: out of range, allowed 30..86400"),
+    ({"ota": {"enabled": True, "confirm_s": 100}},
+     "ota.confirm_s = 100: at least twice period_s (60 s)"),
     ({"ota": {"max_boots": 0}}, "ota.max_boots = 0: out of range, allowed 1..10"),
 ])
 def test_each_problem_is_one_message_naming_key_value_and_allowed(raw, expect):

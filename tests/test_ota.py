@@ -39,7 +39,7 @@ SAVE_S = 5
 
 
 def _config(broker, pub, **ota_kw):
-    o = {"enabled": True, "key": pub, "confirm_s": 60, "max_boots": 2}
+    o = {"enabled": True, "key": pub, "confirm_s": 30, "max_boots": 2}
     o.update(ota_kw)
     return base_config(modules=[{"address": "0x50", "name": "ui3"}], save_s=SAVE_S,
                        wifi={"ssid": "bench-ap", "password": "x"},
@@ -129,8 +129,10 @@ def test_update_end_to_end(tmp_path):
     v3 = _make_bundle(tmp_path, "0.3.0")
     sig = v2.rindex(b"S ") + 20
     bad_sig = v2[:sig] + (b"B" if v2[sig:sig + 1] != b"B" else b"C") + v2[sig + 1:]
+    at = v2.index(b"\n", v2.index(b"\nF ") + 1) + 100          # a byte of the first file
+    bad_hash = v2[:at] + bytes([v2[at] ^ 0x10]) + v2[at + 1:]
     srv = OtaServer({"/v2.rbota": v2, "/v3.rbota": v3, "/badsig.rbota": bad_sig,
-                     "/cut.rbota": v2})
+                     "/badhash.rbota": bad_hash, "/cut.rbota": v2})
     srv.cut["/cut.rbota"] = len(v2) // 3
     broker = Broker()
     totals = []                    # the ledger's lifetime import at each restart
@@ -154,8 +156,9 @@ def test_update_end_to_end(tmp_path):
             assert not r["ok"] and "not newer than the running 0.1.0" in r["error"], r
             r = _ota(rec, "ota", {"url": "ftp://x/y", "version": "0.2.0"}, "ftp")
             assert not r["ok"] and "http:// or https://" in r["error"], r
-            # a bad signature: downloaded whole, refused, the slot removed
+            # a bad signature, a changed byte, a download cut short: refused, the slot removed
             for path, want in (("/badsig.rbota", "the signature does not verify"),
+                               ("/badhash.rbota", "its SHA-256 is not the one in its line"),
                                ("/cut.rbota", "closed before the end of the body")):
                 mark = rec.mark()
                 r = _ota(rec, "ota", {"url": srv.url(path), "version": "0.2.0"}, path)
@@ -270,8 +273,8 @@ def test_bad_versions_roll_back(tmp_path):
             for path, version, want, wait in (
                     ("/crash.rbota", "0.2.0",
                      "version did not start: RuntimeError: version 0.2.0 is broken", 30),
-                    ("/deaf.rbota", "0.3.0", "not healthy within 60 s (missing: a broker "
-                                             "connection)", 120)):
+                    ("/deaf.rbota", "0.3.0", "not healthy within 30 s (missing: a broker "
+                                             "connection)", 90)):
                 mark = rec.mark()
                 r = _ota(rec, "ota", {"url": srv.url(path), "version": version}, path)
                 assert r["ok"], r

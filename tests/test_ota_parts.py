@@ -280,9 +280,13 @@ def test_rsa_verify_against_openssl(tmp_path, kit):
 HTTP_GET = r"""
 import asyncio, hashlib, binascii, sys
 from rbnode.ota.http import get, HttpError
+CA = None
+if sys.argv[1].startswith("ca="):
+    from rbnode.net.link import ca_der
+    CA = ca_der(open(sys.argv.pop(1)[3:], "rb").read())
 async def main(url):
     try:
-        b = await get(url)
+        b = await get(url, CA)
     except HttpError as e:
         return "ERR " + str(e)
     h = hashlib.sha256()
@@ -375,6 +379,82 @@ def test_http_get_against_a_real_server(tmp_path):
     assert out[5] == "ERR more than 5 redirects", out
     assert out[6].startswith("ERR HTTP 404"), out
     assert out[7].startswith("ERR cannot connect to 127.0.0.1:1"), out
+
+
+def test_https_with_and_without_the_servers_ca(tmp_path):
+    """HTTPS against CPython's ssl server: the certificate checked against ota.ca_file's CA
+    (a server with another CA's certificate refused), or encrypted only without one."""
+    import ssl
+    from tools.host.broker import make_test_ca
+    good = make_test_ca(str(tmp_path))
+    (tmp_path / "other").mkdir()
+    other = make_test_ca(str(tmp_path / "other"))
+    body = os.urandom(30000)
+    _Handler.body = body
+    servers, urls = [], []
+    for tls in (good, other):
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(tls["cert"], tls["key"])
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        servers.append(srv)
+        urls.append("https://127.0.0.1:%d/good" % srv.server_address[1])
+    try:
+        checked = run_script(tmp_path, "get.py", HTTP_GET, ["ca=" + good["ca"]] + urls).stdout
+        plain = run_script(tmp_path, "get.py", HTTP_GET, urls[:1]).stdout
+    finally:
+        for srv in servers:
+            srv.shutdown()
+    digest = hashlib.sha256(body).hexdigest()
+    lines = checked.splitlines()
+    assert lines[0] == "OK %d %s %d" % (len(body), digest, len(body)), checked
+    assert lines[1].startswith("ERR ") and "127.0.0.1" in lines[1], checked
+    assert plain.strip() == lines[0], plain
+
+
+SILENT = r"""
+import asyncio, sys, time
+from rbnode.ota import http
+http.TIMEOUT_S = 2
+ticks = [0]
+async def ticker():
+    while True:
+        await asyncio.sleep_ms(100)
+        ticks[0] += 1
+async def main():
+    asyncio.create_task(ticker())
+    t = time.ticks_ms()
+    try:
+        await http.get(sys.argv[1])
+        print("GOT an answer")
+    except http.HttpError as e:
+        print("ERR", e)
+    print("MS", time.ticks_diff(time.ticks_ms(), t), "TICKS", ticks[0])
+asyncio.run(main())
+"""
+
+
+def test_a_silent_server_never_blocks_the_event_loop(tmp_path):
+    """A server that accepts the connection and says nothing, over HTTP and over HTTPS (the
+    TLS handshake waits for it): the download gives up after its timeout, and the node's
+    other tasks ran all along."""
+    import socket
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(8)
+    port = lst.getsockname()[1]
+    try:
+        outs = [run_script(tmp_path, "silent.py", SILENT, ["%s://127.0.0.1:%d/x" % (scheme, port)])
+                .stdout for scheme in ("http", "https")]
+    finally:
+        lst.close()
+    for out in outs:
+        assert "ERR" in out and "no answer in 2 s" in out, out
+        ms = int(out.split("MS ")[1].split()[0])
+        ticks = int(out.split("TICKS ")[1].split()[0])
+        # the loop was free: a blocked one ticks once at most (and never times out)
+        assert ms >= 1900 and ticks >= 5, out
 
 
 def test_the_tool_refuses_to_overwrite_a_key_and_inspects(tmp_path, kit):

@@ -108,7 +108,7 @@ SCHEMA = {
         "enabled": ("bool", False, None),
         "key": ("str", "", 700),
         "ca_file": ("str", "", 64),
-        "confirm_s": ("int", 600, (60, 86400)),
+        "confirm_s": ("int", 600, (30, 86400)),
         "max_boots": ("int", 3, (1, 10)),
     }),
 }
@@ -188,6 +188,10 @@ def _cross_checks(cfg, errs):
                 errs.append(str(e))
         if not cfg["mqtt"]["host"]:
             errs.append("ota.enabled: updates are commanded over MQTT: set mqtt.host")
+    if o["enabled"] and o["confirm_s"] < 2 * cfg["period_s"]:
+        errs.append("ota.confirm_s = %d: at least twice period_s (%d s), or a new version is "
+                    "rolled back before its first period closes" % (o["confirm_s"],
+                                                                     cfg["period_s"]))
 
 
 def _time_checks(cfg, errs):

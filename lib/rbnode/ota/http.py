@@ -173,12 +173,18 @@ async def _request(tls, host, port, path, ca, agent):
     except OSError as e:
         raise HttpError("cannot connect to %s:%d (%s)" % (host, port, e))
     try:                   # a refused connection shows at the first write (non-blocking)
+        hp = host if port == (443 if tls else 80) else "%s:%d" % (host, port)
         w.write(b"GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: %s\r\nConnection: close\r\n\r\n"
-                % (path.encode(), host.encode(), agent.encode()))
+                % (path.encode(), hp.encode(), agent.encode()))
         await _wait(w.drain(), "sending the request")
     except OSError as e:
         w.close()
         raise HttpError("cannot connect to %s:%d (%s)" % (host, port, e))
+    except ValueError as e:         # ssl: the handshake failed (the certificate, mostly)
+        w.close()
+        raise HttpError("TLS with %s:%d failed: %s%s" % (
+            host, port, str(e).strip(), " (is ota.ca_file the CA that signed the server's "
+            "certificate?)" if ca else ""))
     try:
         status = await _wait(r.readline(), "the server's answer")
         parts = status.split(None, 2)
@@ -199,9 +205,9 @@ async def _request(tls, host, port, path, ca, agent):
             headers[k.strip().lower()] = v.strip()
         else:
             raise HttpError("more than %d headers" % MAX_HEADERS)
-    except (OSError, UnicodeError) as e:
+    except (OSError, ValueError) as e:       # UnicodeError, and ssl's errors, are ValueErrors
         w.close()
-        raise HttpError("%s:%d: %s" % (host, port, e))
+        raise HttpError("%s:%d: %s" % (host, port, str(e).strip() or repr(e)))
     except HttpError:
         w.close()
         raise
