@@ -185,6 +185,42 @@ def test_a_download_cut_anywhere_leaves_no_finished_slot(tmp_path, kit):
     assert line == "OK 0.2.0 | MANIFEST", line
 
 
+def test_fuzzed_bundles_are_refused_never_crash(tmp_path, kit):
+    """Random damage to a good bundle (bytes flipped, removed, inserted, 0xFF runs, cuts)
+    anywhere in it: every one is refused with a BundleError (nothing else escapes) and leaves
+    no finished slot."""
+    import random
+    rng = random.Random(22)
+    good = kit["good"].read_bytes()
+    head_end = good.index(b"\nF ") + 1
+    cases = []
+    for i in range(48):
+        b = bytearray(good)
+        kind = i % 6
+        # half of them in the header and file lines, where the parser works hardest
+        at = rng.randrange(head_end + 400) if i % 2 else rng.randrange(len(b))
+        if kind == 0:
+            b[at] ^= 1 << rng.randrange(8)
+        elif kind == 1:
+            del b[at:at + rng.randrange(1, 40)]
+        elif kind == 2:
+            b[at:at] = os.urandom(rng.randrange(1, 40))
+        elif kind == 3:
+            b[at:at + 16] = b"\xff" * 16
+        elif kind == 4:
+            b = b[:at]
+        else:
+            b[at:at] = b"\n"
+        if bytes(b) == good:
+            continue
+        p = tmp_path / ("fuzz%d.rbota" % i)
+        p.write_bytes(bytes(b))
+        cases.append({"file": str(p), "running": "0.1.0", "expect": "0.2.0"})
+    lines = _install(tmp_path, kit, cases)
+    for c, line in zip(cases, lines):
+        assert line.startswith("ERR ") and "MANIFEST" not in line, (c, line)
+
+
 def test_rbboot_runs_a_slot_only_while_it_is_whole(tmp_path, kit):
     fs = tmp_path / "fs"
     _install(tmp_path, kit, [{"file": str(kit["good"]), "running": "0.1.0"}])

@@ -294,11 +294,25 @@ def _network(node, cfg):
             node.board.deepsleep(cfg["period_s"] * 1000)
     net.on_bound_action = bound
     node.online = lambda: net.link.online
-    import rbboot
-    if cfg["ota"]["enabled"] or rbboot.in_trial():
+    if cfg["ota"]["enabled"] or _in_trial():
         from .ota.update import Updater
         net.updater = Updater(node, net, cfg)
     return net
+
+
+def _in_trial():
+    """A version on trial runs (its trial must be watched even with ota.enabled off).
+    rbboot is loaded only where an update was ever installed, and not kept."""
+    import os
+    try:
+        os.stat("ota/state")
+    except OSError:
+        return False
+    import rbboot
+    try:
+        return rbboot.in_trial()
+    finally:
+        sys.modules.pop("rbboot", None)
 
 
 async def _main(node, crashes, net=None):

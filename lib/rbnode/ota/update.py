@@ -120,7 +120,6 @@ class Updater:
             self._pct = pct
             self.progress = pct
             self.publish()
-            self.net.tasks.beat("periodic")
 
     async def _update(self, url, version, slot):
         from .bundle import BundleError, install
