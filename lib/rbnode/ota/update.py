@@ -53,7 +53,7 @@ class Updater:
         if self.trial:
             self.state = "trial"
             self.target = self.trial.get("version")
-        elif self.last and self.last.get("result") == "rolled_back":
+        elif self.last and self.last.get("result") in ("rolled_back", "slot_bad"):
             self.state = "rolled_back"
             self.error = self.last.get("reason")
         self._pct = -PROGRESS_STEP
