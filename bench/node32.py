@@ -9,7 +9,8 @@ incremental after the first build). Without either the suite is skipped, saying 
 Figures (bench/README.md): the heap of the host board (which the node's figures include), of
 `import rbamp` and of the continuous-mode app, then
 bench/node_heap.py on that binary (heap after boot, live set, peak, the smallest heap for
-5 minutes of the 3-module MQTT scenario), then the same over TLS.
+5 minutes of the 3-module MQTT scenario), then the same over TLS, then with the app as an
+over-the-air update runs it (node32_slot_*: its .mpy files ahead of the frozen modules).
 """
 import os
 import subprocess
@@ -73,9 +74,10 @@ def main():
         raise SystemExit("the imports on %s failed (or the app is not frozen in it):\n%s"
                          % (exe, p.stdout[-2000:]))
     print(p.stdout, end="", flush=True)
-    for extra in ([], ["--tls"]):
+    for extra in (["--frozen"], ["--frozen", "--tls"],
+                  ["--slot", "--prefix", "node32_slot", "--step", "8"]):
         r = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "node_heap.py"),
-                            "--frozen", "--prefix", "node32", "--step", "4"] + extra)
+                            "--prefix", "node32", "--step", "4"] + extra)
         if r.returncode:
             raise SystemExit("bench/node_heap.py %s failed" % " ".join(extra))
 

@@ -3,7 +3,7 @@ writes them to build/bench/<suite>.json (or $BENCH_OUT/<suite>.json). Figures an
 
 Suites: driver (a minute), latency (3 minutes), energy (5 minutes), sleep (2 minutes),
 node (about 20 minutes: the smallest heap is found by bisection), node32 (the same on the chips'
-memory model, with and without TLS: about 40 minutes; MPY_DIR=<MicroPython tree> or
+memory model, with and without TLS and from an update's slot: about an hour; MPY_DIR=<MicroPython tree> or
 MICROPYTHON=<unix32 binary>, else skipped), ota (the update's cost: seconds; MICROPYTHON= for
 the chips' memory model)."""
 import json
