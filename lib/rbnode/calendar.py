@@ -14,7 +14,7 @@ While the time is invalid, everything goes to the default tariff and the day and
 totals keep their date (a bucket without one takes the first valid date). `forced` (the
 set_tariff command) puts a tariff in force instead of the windows until it is cleared.
 """
-from .ledger import NO_TARIFF
+from .buckets import NO_TARIFF
 from .tz import days_from_civil
 
 

@@ -49,13 +49,13 @@ except ImportError:  # a port built without it
         return crc ^ 0xFFFFFFFF
 
 from . import log
+from .buckets import copy, dated, plus, sums, widen, zeros
 
 VERSION = 1
 MAX_SLOT = 16384          # bytes: a bigger file is not a slot (and would not fit the heap)
 MAX_METERS = 32
 MAX_UWH = 10**17          # 100 GWh: more than a channel can measure in a lifetime
 MAX_SEQ = 2**40           # a save every 2 s for 70000 years
-NO_TARIFF = "(none)"      # the bucket of a ledger with tariff totals and no tariffs configured
 KEEP_BAD = 8              # set-aside files per slot (the oldest stay, later ones are not kept)
 
 
@@ -185,82 +185,6 @@ def check(doc):
     return doc
 
 
-def _zeros(n):
-    return [[0, 0] for _ in range(n)]
-
-
-def _copy(x):
-    """A deep copy of a ledger structure (lists, dicts, numbers, text)."""
-    if isinstance(x, list):
-        return [_copy(v) for v in x]
-    if isinstance(x, dict):
-        return {k: _copy(v) for k, v in x.items()}
-    return x
-
-
-def _plus(pairs, prov=None, last=None):
-    """[[imp, exp]] + the provisional energy, never below `last` (what a save wrote)."""
-    out = []
-    for ch, (i, e) in enumerate(pairs):
-        if prov and ch < len(prov):
-            i, e = i + prov[ch][0], e + prov[ch][1]
-        if last and ch < len(last):
-            i, e = max(i, last[ch][0]), max(e, last[ch][1])
-        out.append([i, e])
-    return out
-
-
-def _dated(v, prov, last):
-    """A day or month bucket [number, pairs] + provisional, never below the saved one of the
-    same number."""
-    return [v[0], _plus(v[1], prov, last[1] if last and last[0] == v[0] else None)]
-
-
-def merge(mine, other, default=None):
-    """A meter's state from two sources (the sleep state and the flash ledger): each total
-    the larger, a dated bucket the later; the lifetime stays the sum of mine's tariff totals
-    (a lifetime above their sum, from a state without them: the rest to `default`)."""
-    n = max(len(mine["ch"]), len(other["ch"]))
-    for m in (mine, other):
-        _widen(m, n)
-    mine["ch"] = _plus(mine["ch"], None, other["ch"])
-    ta, tb = mine.get("tar"), other.get("tar")
-    if ta is not None:
-        for t, v in (tb or {}).items():
-            ta[t] = _plus(ta[t], None, v) if t in ta else v
-        s = _sums(ta, n)
-        if any(mine["ch"][ch][j] > s[ch][j] for ch in range(n) for j in (0, 1)):
-            d = ta.setdefault(default or NO_TARIFF, _zeros(n))
-            for ch in range(n):
-                for j in (0, 1):
-                    d[ch][j] += max(0, mine["ch"][ch][j] - s[ch][j])
-        mine["ch"] = _sums(ta, n)
-    for b in ("day", "yday", "mon"):
-        va, vb = mine.get(b), other.get(b)
-        if vb is not None and (va is None or (vb[0] or 0) > (va[0] or 0)):
-            mine[b] = vb
-        elif va is not None and vb is not None and va[0] == vb[0]:
-            va[1] = _plus(va[1], None, vb[1])
-
-
-def _sums(tar, n):
-    out = _zeros(n)
-    for v in tar.values():
-        for ch in range(n):
-            out[ch][0] += v[ch][0]
-            out[ch][1] += v[ch][1]
-    return out
-
-
-def _widen(m, n):
-    """Every per-channel list of meter m to n channels."""
-    lists = [m["ch"]] + list((m.get("tar") or {}).values()) + \
-        [m[b][1] for b in ("day", "yday", "mon") if m.get(b) is not None]
-    for v in lists:
-        while len(v) < n:
-            v.append([0, 0])
-
-
 def _exists(p):
     try:
         os.stat(p)
@@ -293,7 +217,7 @@ class Ledger:
         if m is None:
             m = self.meters[key] = {"name": name, "addr": addr, "ch": []}
         m["name"], m["addr"] = name, addr
-        _widen(m, channels)
+        widen(m, channels)
         if self.tariffs:
             self._tariffs(key, m)
         if self.days:
@@ -314,13 +238,13 @@ class Ledger:
         tar = m.get("tar")
         n = len(m["ch"])
         if tar is None:
-            tar = m["tar"] = {self.default: _copy(m["ch"])}
+            tar = m["tar"] = {self.default: copy(m["ch"])}
             if any(c[0] or c[1] for c in m["ch"]):
                 log.info("ledger", "%s: the energy measured before tariffs were configured is "
                          "booked to the default tariff %r", m["name"], self.default)
         for t in self.tariffs + [self.default]:
             if t not in tar:
-                tar[t] = _zeros(n)
+                tar[t] = zeros(n)
         for t in tar:
             if t not in self.tariffs and t != self.default:
                 log.warning("ledger", "%s: tariff %r is no longer configured: its totals are "
@@ -361,15 +285,15 @@ class Ledger:
             n = len(m["ch"])
             d = m.get("day")
             if d is None or d[0] is None:
-                m["day"] = [day, d[1] if d else _zeros(n)]
+                m["day"] = [day, d[1] if d else zeros(n)]
             elif day > d[0]:
-                m["yday"] = [day - 1, d[1] if day == d[0] + 1 else _zeros(n)]
-                m["day"] = [day, _zeros(n)]
+                m["yday"] = [day - 1, d[1] if day == d[0] + 1 else zeros(n)]
+                m["day"] = [day, zeros(n)]
             mo = m.get("mon")
             if mo is None or mo[0] is None:
-                m["mon"] = [month, mo[1] if mo else _zeros(n)]
+                m["mon"] = [month, mo[1] if mo else zeros(n)]
             elif month > mo[0]:
-                m["mon"] = [month, _zeros(n)]
+                m["mon"] = [month, zeros(n)]
             pk = m.get("peak")
             if pk is not None:
                 if pk[0][0] is None or day > pk[0][0]:
@@ -387,7 +311,7 @@ class Ledger:
     def _undated(m):
         for b in ("day", "mon"):
             if m.get(b) is None:
-                m[b] = [None, _zeros(len(m["ch"]))]
+                m[b] = [None, zeros(len(m["ch"]))]
 
     def demand(self, key, mw):
         """A full period's demand: the day's and the month's highest."""
@@ -405,19 +329,19 @@ class Ledger:
         "yday", "mon", "peak"} with the provisional energy of the open period added where it
         will be booked."""
         m = self.meters[key]
-        out = {"ch": _plus(m["ch"], prov)}
+        out = {"ch": plus(m["ch"], prov)}
         tar = m.get("tar")
         if tar is not None and self.tariffs:
-            out["tar"] = {t: _plus(tar[t], prov if t == self.tariff else None)
+            out["tar"] = {t: plus(tar[t], prov if t == self.tariff else None)
                           for t in self.tariffs}
         for b in ("day", "mon"):
             if m.get(b) is not None:
-                out[b] = _plus(m[b][1], prov)
+                out[b] = plus(m[b][1], prov)
         if m.get("yday") is not None and m.get("day") is not None and \
                 m["day"][0] is not None and m["yday"][0] == m["day"][0] - 1:
             out["yday"] = m["yday"][1]
         elif m.get("day") is not None:
-            out["yday"] = _zeros(len(m["ch"]))
+            out["yday"] = zeros(len(m["ch"]))
         out["peak"] = m.get("peak")
         return out
 
@@ -472,7 +396,7 @@ class Ledger:
         self.slot, doc = best
         self.seq = doc["seq"]
         self.meters = doc["meters"]
-        self.saved = _copy(self.meters)
+        self.saved = copy(self.meters)
         self.restored_from = self._slot(self.slot)
         return self.seq
 
@@ -532,18 +456,18 @@ class Ledger:
         o = {"name": m["name"], "addr": m["addr"]}
         tar = m.get("tar")
         if tar is None:
-            o["ch"] = _plus(m["ch"], prov, last.get("ch"))
+            o["ch"] = plus(m["ch"], prov, last.get("ch"))
         else:
             lt = last.get("tar") or {}
-            o["tar"] = {t: _plus(v, prov if t == self.tariff else None, lt.get(t))
+            o["tar"] = {t: plus(v, prov if t == self.tariff else None, lt.get(t))
                         for t, v in tar.items()}
-            o["ch"] = _sums(o["tar"], len(m["ch"]))
+            o["ch"] = sums(o["tar"], len(m["ch"]))
         for b in ("day", "mon"):
             if m.get(b) is not None:
-                o[b] = _dated(m[b], prov, last.get(b))
+                o[b] = dated(m[b], prov, last.get(b))
         for b in ("yday", "peak"):
             if m.get(b) is not None:
-                o[b] = _copy(m[b])
+                o[b] = copy(m[b])
         return o
 
     def files(self):

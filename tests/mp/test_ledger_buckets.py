@@ -8,7 +8,8 @@ import os
 
 from mptest import eq, run
 
-from rbnode.ledger import Ledger, crc32, merge
+from rbnode.buckets import merge
+from rbnode.ledger import Ledger, crc32
 
 P = "bk"
 T = ["peak", "off", "shoulder"]

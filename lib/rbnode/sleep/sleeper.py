@@ -42,7 +42,7 @@ import asyncio
 from time import ticks_diff, ticks_ms
 
 from .. import log
-from ..ledger import merge
+from ..buckets import merge
 from .rtcstate import StateError, pack, unpack
 
 MIN_SLEEP_MS = 1000
@@ -98,7 +98,7 @@ class Sleeper:
             if mine is None:
                 led.meters[key] = m
                 continue
-            merge(mine, m, led.default)   # each total the larger (ledger.merge)
+            merge(mine, m, led.default)   # each total the larger (buckets.merge)
         led.seq = max(led.seq, doc["seq"])
         self.anchors = dict(doc["anchors"])
         self.wakes = doc["wakes"]
