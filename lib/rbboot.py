@@ -177,15 +177,17 @@ def _remove(p):
         pass
 
 
-def _back(st, reason):
-    """st rolled back to its previous version (not written)."""
+def _back(st, reason, result="rolled_back"):
+    """st back to its previous version (not written). result "slot_bad": the slot was not on
+    trial (a confirmed version damaged on the flash): the app's crash count is its own."""
     t = st.get("trial") or {}
-    st["last"] = {"result": "rolled_back", "version": t.get("version") or st.get("version"),
+    st["last"] = {"result": result, "version": t.get("version") or st.get("version"),
                   "reason": reason}
     st["active"], st["prev"], st["trial"] = st.get("prev"), None, None
     st["version"] = st.pop("prev_version", None)
-    _remove(CRASH_COUNT)
-    print("rbboot: rolled back to %s: %s" % (_name(st), reason))
+    if result == "rolled_back":
+        _remove(CRASH_COUNT)
+    print("rbboot: %s: %s, running %s" % (result.replace("_", " "), reason, _name(st)))
 
 
 def _name(st):
@@ -219,15 +221,7 @@ def select():
         if why is None:
             break
         changed = True
-        if st.get("trial"):
-            _back(st, "slot %s: %s" % (slot, why))
-        else:
-            prev = st.get("prev")
-            st["last"] = {"result": "slot_bad", "version": st.get("version"),
-                          "reason": "slot %s: %s" % (slot, why)}
-            st["active"], st["prev"] = prev, None
-            st["version"] = st.pop("prev_version", None)
-            print("rbboot: slot %s not run (%s): %s" % (slot, why, _name(st)))
+        _back(st, "slot %s: %s" % (slot, why), "rolled_back" if st.get("trial") else "slot_bad")
     if changed:
         try:
             write(st)
@@ -249,8 +243,9 @@ def switch(slot, version, max_boots):
     """Make slot (just installed and checked) the active one, in trial; the running one
     becomes the previous version."""
     st = read()[0] or {}
-    run = running()
-    st.update({"prev": run[0], "prev_version": run[1], "active": slot, "version": version,
+    run = st.get("active")                    # the running one (None: the image's app)
+    st.update({"prev": run, "prev_version": st.get("version") if run else None,
+               "active": slot, "version": version,
                "trial": {"version": version, "boots": 0, "max": max_boots}})
     write(st)
 
