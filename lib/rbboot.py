@@ -20,9 +20,10 @@ every file has its size and (except on a deep-sleep wake, to keep wakes short) i
 Otherwise the previous slot, otherwise the image's app, and the reason goes into "last".
 
 A trial: the first boots of a new version, until the app calls confirm() (it reported
-healthy, rbnode/ota/trial.py). Every boot but a deep-sleep wake counts; one more than
-"max" boots, or failed(), rolls back to the previous version. crash.json (the app's crash
-count) is removed at a rollback: those crashes were the new version's.
+healthy, rbnode/ota/update.py). Every boot but a deep-sleep wake counts; one more than
+"max" boots, or failed(), rolls back to the previous version (sleep mode's deadline in time
+is on the RTC: trial_since). crash.json (the app's crash count) is removed at a rollback:
+those crashes were the new version's.
 """
 import os
 import sys
@@ -292,6 +293,21 @@ def rollback(reason):
 def in_trial():
     st = read()[0]
     return bool(st and st.get("trial"))
+
+
+def trial_since(now):
+    """Sleep mode's trial deadline (deep-sleep wakes are not boots): the RTC time (ms) of the
+    trial's first wake, written at the first call, and again if the clock is now before it
+    (a power cut reset the RTC: that boot was counted). None when no trial runs."""
+    st = read()[0]
+    t = st and st.get("trial")
+    if not t:
+        return None
+    since = t.get("since")
+    if not isinstance(since, int) or since > now:
+        t["since"] = since = now
+        write(st)
+    return since
 
 
 def failed(reason):

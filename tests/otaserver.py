@@ -7,10 +7,53 @@ dict, with the faults a download meets.
     srv.rate = 20000                     # bytes per second (0: as fast as possible)
     srv.wait_sent("/good.rbota", 40000)  # until that much of it went out
     srv.stop()
+
+And the bundles they serve:
+
+    key, pub = new_key(tmp_path)         # an RSA-2048 key, and its "ota.key" for config.json
+    make_bundle(tmp_path, "0.2.0")       # `make ota-bundle`, as a user runs it
+    variant(tmp_path, key, "0.3.0", "rbnode/net/link.py", change)   # one source file changed
 """
 import http.server
+import os
+import subprocess
 import threading
 import time
+
+from tools import ota
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def new_key(tmp_path):
+    key = ota.keygen(str(tmp_path / "key.pem"), 2048)
+    return key, ota.pubkey_config(key)["key"]
+
+
+def make_bundle(tmp_path, version):
+    """`make ota-bundle`, as a user runs it (the key of new_key)."""
+    out = tmp_path / ("rbnode-%s.rbota" % version)
+    p = subprocess.run(["make", "-s", "ota-bundle", "KEY=%s" % (tmp_path / "key.pem"),
+                        "VERSION=%s" % version, "OUT=%s" % out], cwd=ROOT,
+                       capture_output=True, text=True)
+    assert p.returncode == 0 and out.exists(), p.stdout + p.stderr
+    return out.read_bytes()
+
+
+def variant(tmp_path, key, version, path, change):
+    """A bundle whose source file `path` (lib/...) is changed by change(text)."""
+    exe = ota.mpy_cross()
+    work = tmp_path / ("v" + version)
+    work.mkdir()
+    files = dict(ota.compile_app(version, exe, str(work)))
+    with open(os.path.join(ROOT, "lib", path)) as f:
+        src = change(f.read())
+    (work / "changed.py").write_text(src)
+    target = path[:-3] + ".mpy"
+    subprocess.run([exe, "-o", str(work / "changed.mpy"), "-s", path, str(work / "changed.py")],
+                   check=True)
+    files[target] = (work / "changed.mpy").read_bytes()
+    return ota.build(sorted(files.items()), version, ota.mpy_format(exe), key)
 
 
 class OtaServer:

@@ -20,19 +20,17 @@ exception), and one that never connects (back after ota.confirm_s, with what it 
 import json
 import os
 import shutil
-import subprocess
 import time
 
 import pytest
 
 from nodeharness import NodeRun, base_config, read_ledger, scenario
-from otaserver import OtaServer
+from otaserver import OtaServer, make_bundle, new_key, variant
 from tools import ota
 from tools.host import hostenv
 from tools.host.broker import Broker
 from tools.host.mqttrec import Recorder
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BASE = "rbnode/rbnode-00beef"
 LOAD_W = 1200.0
 SAVE_S = 5
@@ -45,37 +43,6 @@ def _config(broker, pub, **ota_kw):
                        wifi={"ssid": "bench-ap", "password": "x"},
                        mqtt={"host": broker.host, "port": broker.port, "health_s": 10},
                        ota=o)
-
-
-def _key(tmp_path):
-    key = ota.keygen(str(tmp_path / "key.pem"), 2048)
-    return key, ota.pubkey_config(key)["key"]
-
-
-def _make_bundle(tmp_path, version):
-    """`make ota-bundle`, as a user runs it."""
-    out = tmp_path / ("rbnode-%s.rbota" % version)
-    p = subprocess.run(["make", "-s", "ota-bundle", "KEY=%s" % (tmp_path / "key.pem"),
-                        "VERSION=%s" % version, "OUT=%s" % out], cwd=ROOT,
-                       capture_output=True, text=True)
-    assert p.returncode == 0 and out.exists(), p.stdout + p.stderr
-    return out.read_bytes()
-
-
-def _variant(tmp_path, key, version, path, change):
-    """A bundle whose source file `path` (lib/...) is changed by change(text)."""
-    exe = ota.mpy_cross()
-    work = tmp_path / ("v" + version)
-    work.mkdir()
-    files = dict(ota.compile_app(version, exe, str(work)))
-    with open(os.path.join(ROOT, "lib", path)) as f:
-        src = change(f.read())
-    (work / "changed.py").write_text(src)
-    target = path[:-3] + ".mpy"
-    subprocess.run([exe, "-o", str(work / "changed.mpy"), "-s", path, str(work / "changed.py")],
-                   check=True)
-    files[target] = (work / "changed.mpy").read_bytes()
-    return ota.build(sorted(files.items()), version, ota.mpy_format(exe), key)
 
 
 def _ota(rec, name, payload, rid):
@@ -124,9 +91,9 @@ def _slot_done(run, slot):
 
 
 def test_update_end_to_end(tmp_path):
-    key, pub = _key(tmp_path)
-    v2 = _make_bundle(tmp_path, "0.2.0")
-    v3 = _make_bundle(tmp_path, "0.3.0")
+    key, pub = new_key(tmp_path)
+    v2 = make_bundle(tmp_path, "0.2.0")
+    v3 = make_bundle(tmp_path, "0.3.0")
     sig = v2.rindex(b"S ") + 20
     bad_sig = v2[:sig] + (b"B" if v2[sig:sig + 1] != b"B" else b"C") + v2[sig + 1:]
     at = v2.index(b"\n", v2.index(b"\nF ") + 1) + 100          # a byte of the first file
@@ -258,10 +225,10 @@ def test_update_end_to_end(tmp_path):
 
 
 def test_bad_versions_roll_back(tmp_path):
-    key, pub = _key(tmp_path)
-    crash = _variant(tmp_path, key, "0.2.0", "rbnode/app.py",
+    key, pub = new_key(tmp_path)
+    crash = variant(tmp_path, key, "0.2.0", "rbnode/app.py",
                      lambda s: 'raise RuntimeError("version 0.2.0 is broken")\n' + s)
-    deaf = _variant(tmp_path, key, "0.3.0", "rbnode/net/link.py",
+    deaf = variant(tmp_path, key, "0.3.0", "rbnode/net/link.py",
                     lambda s: s.replace('"port": m["port"]', '"port": 1'))
     srv = OtaServer({"/crash.rbota": crash, "/deaf.rbota": deaf})
     broker = Broker()
@@ -309,7 +276,7 @@ def _cut_at_rename(tmp_path, k):
 @pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed "
                     "(apt-get install strace; make setup installs it as root)")
 def test_power_cut_inside_the_switch(tmp_path, monkeypatch):
-    key, pub = _key(tmp_path)
+    key, pub = new_key(tmp_path)
     v2 = ota.build(ota.compile_app("0.2.0", ota.mpy_cross(), str(tmp_path)), "0.2.0",
                    ota.mpy_format(ota.mpy_cross()), key)
     srv = OtaServer({"/v2.rbota": v2})

@@ -116,6 +116,10 @@ def mpy_format(exe):
 
 def app_files():
     """[(target .py path, source)] of the app as firmware/manifest.py freezes it."""
+    try:
+        deps.prepare()                 # the manifest names build/deps: fill it first
+    except deps.DepsError as e:
+        raise OtaError(str(e))
     m = manifest.read()
     if m.errors:
         raise OtaError("firmware/manifest.py: " + "; ".join(m.errors))

@@ -197,8 +197,9 @@ def _sleep_mode(node, board, crashes):
 
 async def _wake(node, board):
     """The energy cycle (sleeper.py), the early-wake line released (wakeline.py), then the
-    network step (wakenet.py) within sleep.awake_s; kept awake while the stay_awake flag is
-    on. Returns (ms to sleep, the pin that may end the sleep early or None)."""
+    network step (wakenet.py) within sleep.awake_s, and a trial's outcome (ota/update.py);
+    kept awake while the stay_awake flag is on or an update runs. Returns (ms to sleep, the
+    pin that may end the sleep early or None)."""
     from time import ticks_diff, ticks_ms
     from .sleep.sleeper import Sleeper
     from .sleep.wakeline import WakeLine
@@ -226,19 +227,61 @@ async def _wake(node, board):
             not net.pub.floors.pending(node.meters, node.ledger):
         sleeper.unchecked = False                  # the broker's floors are passed
         sleeper.keep()
-    while node.stay_awake:
-        log.info("sleep", "staying awake (stay_awake flag): next period in %d ms",
-                 sleeper.sleep_ms())
-        await asyncio.sleep_ms(sleeper.sleep_ms())
+    up = net.pub.updater
+    await _ota_at_wake(net, up, board, budget)
+    while _awake_why(node, up):
+        if not await _stay(node, up, sleeper.sleep_ms()):
+            break                                # released before the period's end
         await sleeper.cycle()
         line.early = False                       # a whole period went by awake
         t = ticks_ms()
         await net.deliver(budget)
+        await _ota_at_wake(net, up, board, budget)
     await net.close(max(500, budget - ticks_diff(ticks_ms(), t)))
     log.info("sleep", "wake #%d: %d record(s) delivered, %d in the backlog, awake %d ms",
              sleeper.wakes, net.sent, len(net.backlog), ticks_diff(ticks_ms(), sleeper.t0))
     pin = line.arm(sleeper.members)
     return sleeper.sleep_ms(), pin
+
+
+def _awake_why(node, up):
+    """Why a sleep-mode wake stays up: the stay_awake flag, an update under way; or None."""
+    if node.stay_awake:
+        return "stay_awake flag"
+    if up is not None and up.busy():
+        return "an update is %s" % up.state
+    return None
+
+
+async def _stay(node, up, ms):
+    """Awake for ms (the next period); False as soon as nothing keeps the node up (it
+    sleeps at once)."""
+    from time import ticks_diff, ticks_ms
+    t, why = ticks_ms(), None
+    while ticks_diff(ticks_ms(), t) < ms:
+        now = _awake_why(node, up)
+        if not now:
+            return False
+        if now != why:
+            why = now
+            log.info("sleep", "staying awake (%s): next period in %d ms", why,
+                     ms - ticks_diff(ticks_ms(), t))
+        await asyncio.sleep_ms(min(250, max(1, ms - ticks_diff(ticks_ms(), t))))
+    return True
+
+
+async def _ota_at_wake(net, up, board, budget_ms):
+    """A version on trial in sleep mode: kept or rolled back at this wake (update.py), the
+    outcome on the broker before the sleep."""
+    if up is None:
+        return
+    if up.at_wake(board.rtc_ms()):
+        await up.restart()                       # the version before, now
+    if net.link.online:
+        try:
+            await asyncio.wait_for_ms(net.link.flushed(), budget_ms)
+        except asyncio.TimeoutError:
+            pass
 
 
 async def _feed(board):
@@ -253,8 +296,12 @@ def _wake_network(node, cfg, sleeper):
     def make():
         from .sleep.backlog import Backlog
         from .sleep.wakenet import WakeNet
-        return WakeNet(node, cfg, Backlog("backlog.jsonl", cfg["sleep"]["backlog"]),
-                       reconcile=sleeper.unchecked)
+        net = WakeNet(node, cfg, Backlog("backlog.jsonl", cfg["sleep"]["backlog"]),
+                      reconcile=sleeper.unchecked)
+        if cfg["ota"]["enabled"] or _in_trial():
+            from .ota.update import Updater
+            net.pub.updater = Updater(node, net.pub, cfg, sleeper.save)
+        return net
     return _mqtt_service(cfg, make, "totals are kept on the device")
 
 

@@ -200,9 +200,7 @@ class Commands:
                 raise CommandError("%s: remote configuration is off (mqtt.allow_remote_config)"
                                    % name)
             if name in OTA and self.net.updater is None:
-                raise CommandError("%s: %s" % (name, "not in sleep mode (update by cable, or in "
-                                   "continuous mode)" if self.net.asleep else
-                                   "over-the-air updates are off (ota.enabled)"))
+                raise CommandError("%s: over-the-air updates are off (ota.enabled)" % name)
             if name in TOTALS and not self.net.cfg["mqtt"]["allow_totals"]:
                 raise CommandError("%s: changing totals over MQTT is off (mqtt.allow_totals)"
                                    % name)

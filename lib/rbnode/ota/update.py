@@ -1,10 +1,16 @@
-"""The update, as the node runs it (continuous mode): the `ota` and `ota_rollback`
-commands, the download into the inactive slot, the switch, and the trial of a new version.
+"""The update, as the node runs it: the `ota` and `ota_rollback` commands, the download into
+the inactive slot, the switch, and the trial of a new version.
 
-    up = Updater(node, net, cfg)      # the app makes it when ota.enabled, or in a trial
-    up.start()                         # in a trial: watch that the new version gets healthy
+    up = Updater(node, pub, cfg, save)  # the app makes it when ota.enabled, or in a trial
+    up.start()                         # continuous mode, in a trial: watch it get healthy
+    up.at_wake(rtc_ms)                 # sleep mode, after each wake's network step
     up.begin(url, version)             # the ota command: checks, then the download runs
     up.publish(last)                   # <base>/ota, retained (the HA update entity reads it)
+
+save() keeps the energy (continuous mode: the ledger; sleep mode: the ledger and the RTC
+state, sleeper.py): True only once the flash ledger is written. In sleep mode the app keeps
+the node awake while busy() (the download runs between its periods), then it resets into
+the new version like continuous mode.
 
 The update: the slot the running version is not in is filled from the download (bundle.install: streamed, each file's hash and the
 signature checked before its MANIFEST is written); the ledger is saved (no switch without
@@ -14,7 +20,9 @@ step leaves the running version as it was, with the reason on <base>/ota.
 The trial (the new version, after the reset): healthy means every configured module measuring
 (at least one), connected to the broker and one period closed with it, within ota.confirm_s;
 then rbboot.confirm(). Otherwise, or when it crashes at boot ota.max_boots times (rbboot
-counts), the previous version runs again, and says why on <base>/ota.
+counts), the previous version runs again, and says why on <base>/ota. Sleep mode decides at
+each wake (one that booked its period and connected is healthy); deep-sleep wakes are not
+boots, so confirm_s is counted on the RTC from the trial's first wake (rbboot.trial_since).
 
 <base>/ota: {"state": idle|downloading|rebooting|failed|trial|ok|rolled_back, "version" (running),
 "target", "progress" (%), "error", "last" (rbboot's last result), "ha": {what HA's update
@@ -37,9 +45,10 @@ class OtaError(Exception):
 
 
 class Updater:
-    def __init__(self, node, net, cfg):
+    def __init__(self, node, net, cfg, save=None):
         self.node = node
         self.net = net
+        self.save = save or node.save
         self.o = cfg["ota"]
         self.tasks = node.supervisor.group("ota")
         self.topic = net.base + "/ota"
@@ -135,7 +144,7 @@ class Updater:
             return self._failed(version, str(e) or repr(e))
         except Exception as e:  # noqa: BLE001 - e.g. MemoryError: never stuck "downloading"
             return self._failed(version, repr(e))
-        if not self.node.save():
+        if not self.save():
             return self._failed(version, "the energy ledger could not be saved: not switching "
                                 "(see health storage)")
         try:
@@ -145,7 +154,7 @@ class Updater:
         log.info("ota", "version %s installed in slot %s: restarting into it", head["version"],
                  slot)
         self._set("rebooting", progress=100)
-        await self._restart()
+        await self.restart()
 
     def _failed(self, version, msg):
         log.error("ota", "update to %s failed: %s", version, msg)
@@ -161,12 +170,13 @@ class Updater:
         except OSError as e:
             raise ValueError("ota.ca_file = %r cannot be read (%s)" % (self.o["ca_file"], e))
 
-    async def _restart(self):
-        for _ in range(50):                      # the status out first (at most 5 s)
+    async def restart(self):
+        """The status out (at most 5 s), the energy kept, a clean goodbye, the reset."""
+        for _ in range(50):
             if not self.net.link.pending(self.topic):
                 break
             await asyncio.sleep_ms(100)
-        self.node.save()
+        self.save()
         await self.net.link.goodbye()
         self.node.board.reset()
 
@@ -179,14 +189,14 @@ class Updater:
                            "the node")
         if self.busy():
             raise OtaError("an update is running")
-        if not self.node.save():
+        if not self.save():
             raise OtaError("the energy ledger could not be saved: not switching")
         rbboot.rollback("by command (ota_rollback)")
         back = "slot %s (%s)" % (st.get("prev"), st.get("prev_version")) if st.get("prev") \
             else "the image's app"
         log.warning("ota", "rolling back from %s to %s (command)", VERSION, back)
         self._set("rebooting")
-        self.tasks.spawn(self._restart())
+        self.tasks.spawn(self.restart())
         return {"to": back}
 
     # ---- the trial ---------------------------------------------------------------------------
@@ -209,14 +219,39 @@ class Updater:
         self.publish()
         while self.node.uptime_s() < limit:
             if not self.missing():
-                rbboot.confirm()
-                self.last = (rbboot.state() or {}).get("last")
-                log.info("ota", "version %s reported healthy: it stays", VERSION)
-                self._set("ok", target=None)
-                return
+                return self._confirm()
             await asyncio.sleep(1)
-        reason = "not healthy within %d s (missing: %s)" % (limit, ", ".join(self.missing()))
+        self._give_up()
+        await self.restart()
+
+    def at_wake(self, now_ms):
+        """Sleep mode, after a wake's network step: the trial decided at this wake. True
+        when it was rolled back (the app then calls restart())."""
+        if self.state != "trial":
+            return False
+        missing = self.missing()
+        if not missing:
+            self._confirm()
+            return False
+        since = rbboot.trial_since(now_ms)
+        waited = 0 if since is None else (now_ms - since) // 1000
+        if waited < self.o["confirm_s"]:
+            log.warning("ota", "version %s on trial, not healthy at this wake (missing: %s): "
+                        "%d s of %d s gone", VERSION, ", ".join(missing), waited,
+                        self.o["confirm_s"])
+            return False
+        self._give_up()
+        return True
+
+    def _confirm(self):
+        rbboot.confirm()
+        self.last = (rbboot.state() or {}).get("last")
+        log.info("ota", "version %s reported healthy: it stays", VERSION)
+        self._set("ok", target=None)
+
+    def _give_up(self):
+        reason = "not healthy within %d s (missing: %s)" % (self.o["confirm_s"],
+                                                            ", ".join(self.missing()))
         log.error("ota", "version %s %s: rolling back", VERSION, reason)
         rbboot.rollback(reason)
         self._set("rolled_back", reason)
-        await self._restart()

@@ -216,15 +216,22 @@ class Sleeper:
             ms = self.cfg["period_s"] * 1000 - ticks_diff(ticks_ms(), self.t0)
         return max(MIN_SLEEP_MS, ms)
 
-    def keep(self):
+    def save(self):
+        """Everything kept now (before an update's reset): the flash ledger, then RTC memory
+        with its sequence number. True when the flash ledger was written."""
+        return self.keep(flash=True)
+
+    def keep(self, flash=False):
         """RTC memory every wake; the flash ledger every save_s (every wake without RTC
-        memory, or when the state does not fit). The flash first, so the state records the
-        ledger's sequence number as it is on flash."""
+        memory, or when the state does not fit), or now with flash. The flash first, so the
+        state records the ledger's sequence number as it is on flash. Returns whether the
+        flash ledger was written."""
         node, board = self.node, self.board
         now = board.rtc_ms()
-        flash_due = (now - self.flash_ms >= self.cfg["save_s"] * 1000 or self.flash_ms > now
-                     or not self.has_memory)
-        if flash_due and node.save():
+        flash_due = (flash or now - self.flash_ms >= self.cfg["save_s"] * 1000 or
+                     self.flash_ms > now or not self.has_memory)
+        saved = flash_due and node.save()
+        if saved:
             self.flash_ms = now
         try:
             data = pack(node.ledger, self.anchors, self.wakes, self.flash_ms, self.unchecked, now,
@@ -235,6 +242,7 @@ class Sleeper:
             log.error("sleep", "%s: the flash ledger is written every wake", e)
             if not flash_due and node.save():
                 self.flash_ms = now
-            return
+            return saved
         if self.has_memory:
             board.rtc_memory(data)
+        return saved
