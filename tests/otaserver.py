@@ -13,8 +13,14 @@ And the bundles they serve:
     key, pub = new_key(tmp_path)         # an RSA-2048 key, and its "ota.key" for config.json
     make_bundle(tmp_path, "0.2.0")       # `make ota-bundle`, as a user runs it
     variant(tmp_path, key, "0.3.0", "rbnode/net/link.py", change)   # one source file changed
+
+And what the tests say to the node and read back (a Recorder, tools/host/mqttrec.py):
+
+    command(rec, base, "ota", {"url": ..., "version": "0.2.0"}, "up")   # its <base>/result
+    ota_status(rec, base, lambda d: d["state"] == "ok", 60, "healthy")  # a <base>/ota doc
 """
 import http.server
+import json
 import os
 import subprocess
 import threading
@@ -54,6 +60,20 @@ def variant(tmp_path, key, version, path, change):
                    check=True)
     files[target] = (work / "changed.mpy").read_bytes()
     return ota.build(sorted(files.items()), version, ota.mpy_format(exe), key)
+
+
+def command(rec, base, name, payload, rid, timeout):
+    """The command `name` with payload and id rid: its result, once the node sent it."""
+    mark = rec.mark()
+    rec.publish(base + "/cmd/" + name, json.dumps(dict(payload, id=rid)))
+    return rec.wait(lambda m: m.topic == base + "/result" and m.json().get("id") == rid,
+                    timeout=timeout, start=mark, what="%s result" % name).json()
+
+
+def ota_status(rec, base, pred, timeout, what, start=0):
+    """The first <base>/ota status (from message start on) that pred accepts."""
+    return rec.wait(lambda m: m.topic == base + "/ota" and m.payload and pred(m.json()),
+                    timeout=timeout, start=start, what=what).json()
 
 
 class OtaServer:

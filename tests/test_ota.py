@@ -17,7 +17,6 @@ its version each time, then the update goes through.
 test_bad_versions_roll_back: a version that crashes at boot (back at once, with the
 exception), and one that never connects (back after ota.confirm_s, with what it lacked).
 """
-import json
 import os
 import shutil
 import time
@@ -25,7 +24,7 @@ import time
 import pytest
 
 from nodeharness import NodeRun, base_config, read_ledger, scenario
-from otaserver import OtaServer, make_bundle, new_key, variant
+from otaserver import OtaServer, command, make_bundle, new_key, ota_status, variant
 from tools import ota
 from tools.host import hostenv
 from tools.host.broker import Broker
@@ -46,15 +45,11 @@ def _config(broker, pub, **ota_kw):
 
 
 def _ota(rec, name, payload, rid):
-    mark = rec.mark()
-    rec.publish(BASE + "/cmd/" + name, json.dumps(dict(payload, id=rid)))
-    return rec.wait(lambda m: m.topic == BASE + "/result" and m.json().get("id") == rid,
-                    timeout=15, start=mark, what="%s result" % name).json()
+    return command(rec, BASE, name, payload, rid, timeout=15)
 
 
 def _status(rec, pred, timeout, what, start=0):
-    return rec.wait(lambda m: m.topic == BASE + "/ota" and m.payload and pred(m.json()),
-                    timeout=timeout, start=start, what=what).json()
+    return ota_status(rec, BASE, pred, timeout, what, start)
 
 
 def _reboot(run, rec, power_cut=False):

@@ -16,7 +16,7 @@ import os
 import subprocess
 
 from nodeharness import base_config, rtc_state, scenario
-from otaserver import OtaServer, make_bundle, new_key, variant
+from otaserver import OtaServer, command, make_bundle, new_key, ota_status, variant
 from tools.host import hostenv
 from tools.host.broker import Broker
 from tools.host.hostrun import DEEPSLEEP, SOFT, HostNode
@@ -39,15 +39,11 @@ def _config(broker, pub):
 
 
 def _status(rec, pred, timeout, what, start=0):
-    return rec.wait(lambda m: m.topic == BASE + "/ota" and m.payload and pred(m.json()),
-                    timeout=timeout, start=start, what=what).json()
+    return ota_status(rec, BASE, pred, timeout, what, start)
 
 
 def _cmd(rec, name, payload, rid):
-    mark = rec.mark()
-    rec.publish(BASE + "/cmd/" + name, json.dumps(dict(payload, id=rid)))
-    return rec.wait(lambda m: m.topic == BASE + "/result" and m.json().get("id") == rid,
-                    timeout=20, start=mark, what="%s result" % name).json()
+    return command(rec, BASE, name, payload, rid, timeout=20)
 
 
 def _life(node):

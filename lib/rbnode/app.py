@@ -229,9 +229,7 @@ async def _wake(node, board):
         sleeper.keep()
     up = net.pub.updater
     await _ota_at_wake(net, up, board, budget)
-    while _awake_why(node, up):
-        if not await _stay(node, up, sleeper.sleep_ms()):
-            break                                # released before the period's end
+    while await _stay(node, up, sleeper.sleep_ms()):  # False: released, it sleeps now
         await sleeper.cycle()
         line.early = False                       # a whole period went by awake
         t = ticks_ms()

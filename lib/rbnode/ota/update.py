@@ -221,7 +221,7 @@ class Updater:
             if not self.missing():
                 return self._confirm()
             await asyncio.sleep(1)
-        self._give_up()
+        self._give_up(self.missing())
         await self.restart()
 
     def at_wake(self, now_ms):
@@ -240,7 +240,7 @@ class Updater:
                         "%d s of %d s gone", VERSION, ", ".join(missing), waited,
                         self.o["confirm_s"])
             return False
-        self._give_up()
+        self._give_up(missing)
         return True
 
     def _confirm(self):
@@ -249,9 +249,9 @@ class Updater:
         log.info("ota", "version %s reported healthy: it stays", VERSION)
         self._set("ok", target=None)
 
-    def _give_up(self):
+    def _give_up(self, missing):
         reason = "not healthy within %d s (missing: %s)" % (self.o["confirm_s"],
-                                                            ", ".join(self.missing()))
+                                                            ", ".join(missing))
         log.error("ota", "version %s %s: rolling back", VERSION, reason)
         rbboot.rollback(reason)
         self._set("rolled_back", reason)

@@ -242,6 +242,7 @@ class Sleeper:
             log.error("sleep", "%s: the flash ledger is written every wake", e)
             if not flash_due and node.save():
                 self.flash_ms = now
+                saved = True
             return saved
         if self.has_memory:
             board.rtc_memory(data)
