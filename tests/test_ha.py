@@ -13,9 +13,9 @@ import time
 import pytest
 
 from nodeharness import NodeRun, scenario
-from otaserver import OtaServer
+from otaserver import OtaServer, make_bundle, new_key
 from test_mqtt import MODULES, net_config
-from test_ota import _key, _make_bundle, _ota, _reboot
+from test_ota import _ota, _reboot
 from test_sleep import net_config as sleep_config
 from tools import ha_env
 from tools.host import hostenv
@@ -66,9 +66,9 @@ def test_continuous_mode_in_home_assistant(tmp_path, world):
                                                             "to": "22:00"}]},
                               {"name": "off-peak"}])
     cfg["modules"][0] = dict(cfg["modules"][0], name="Küche")     # a display name, no id
-    key, pub = _key(tmp_path)                                      # the update entity
+    key, pub = new_key(tmp_path)                                   # the update entity
     cfg["ota"] = {"enabled": True, "key": pub}
-    srv = OtaServer({"/v2.rbota": _make_bundle(tmp_path, "0.2.0")})
+    srv = OtaServer({"/v2.rbota": make_bundle(tmp_path, "0.2.0")})
     srv.rate = 40000                        # a few seconds: HA sees the update in progress
     (tmp_path / "node").mkdir()
     with NodeRun(tmp_path / "node", scenario("energy.json"), cfg) as run:
