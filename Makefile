@@ -9,10 +9,10 @@ BOARD   ?= ESP32_GENERIC
 PORT    ?=
 IMAGE   ?=
 CONFIG  ?= config.json
-export MPY_DIR FIRMWARE ERASE FS_SIZE
+export MPY_DIR FIRMWARE ERASE FS_SIZE VARIANT
 
 .PHONY: setup run test ha-setup test-ha bench clean firmware fs-image merged flash deploy dev config-check \
-	manifest-check stubcheck checks ota-key ota-bundle
+	manifest-check stubcheck checks ota-key ota-bundle ota-firmware
 
 setup:
 	@tools/setup.sh
@@ -67,6 +67,9 @@ ota-key: setup
 
 ota-bundle: setup
 	@$(PY) tools/ota.py bundle
+
+ota-firmware: setup
+	@$(PY) tools/ota.py firmware $(if $(IMAGE),--image $(IMAGE))
 
 manifest-check: setup
 	@$(PY) tools/manifest.py check

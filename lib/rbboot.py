@@ -19,6 +19,12 @@ version is newer than the image's (an image flashed by cable with a newer app wi
 every file has its size and (except on a deep-sleep wake, to keep wakes short) its SHA-256.
 Otherwise the previous slot, otherwise the image's app, and the reason goes into "last".
 
+A firmware update (ESP32, rbnode/ota/firmware.py): "fw" {"partition", "version", and the
+slot state to return to} from switch_firmware until the new firmware confirms (then
+Partition.mark_app_valid_cancel_rollback). Its trial is the bootloader's: one boot, no
+reset before confirm. A boot from any other partition finds "fw": the bootloader went back
+(or the power failed before set_boot); the slots that ran with this firmware run again.
+
 A trial: the first boots of a new version, until the app calls confirm() (it reported
 healthy, rbnode/ota/update.py). Every boot but a deep-sleep wake counts; one more than
 "max" boots, or failed(), rolls back to the previous version (sleep mode's deadline in time
@@ -32,6 +38,7 @@ DIR = "ota"
 STATE = DIR + "/state"
 SLOTS = ("a", "b")
 CRASH_COUNT = "crash.json"      # rbnode/app.py's
+SLOT_KEYS = ("active", "version", "prev", "prev_version")
 
 
 def _hash(data):
@@ -65,6 +72,10 @@ def write(st):
     import json
     body = json.dumps(st)
     tmp = STATE + ".new"
+    try:
+        os.mkdir(DIR)             # a firmware update writes the state before any slot
+    except OSError:
+        pass
     with open(tmp, "w") as f:
         f.write(body + "\n" + _hash(body.encode())[:16] + "\n")
     os.rename(tmp, STATE)
@@ -196,6 +207,27 @@ def _name(st):
         "the image's app"
 
 
+def _partition():
+    """The app partition this firmware runs from (ESP32 OTA builds), else None."""
+    try:
+        from esp32 import Partition
+        return Partition(Partition.RUNNING).info()[4]
+    except (ImportError, AttributeError, OSError):
+        return None
+
+
+def _firmware_back(st, fw, running):
+    """The bootloader started the firmware before (the new one did not call
+    mark_app_valid_cancel_rollback before a reset): the app that ran with it, again."""
+    reason = fw.get("why") or ("firmware %s did not start, or was reset before it reported "
+                               "healthy (or the power failed during the switch): the "
+                               "bootloader went back to %s" % (fw.get("version"), running))
+    st["last"] = {"result": "rolled_back", "version": fw.get("version"), "reason": reason}
+    st.update(fw.get("slots") or {})
+    del st["fw"]
+    print("rbboot: rolled back: %s" % reason)
+
+
 def select():
     """Put the slot to run ahead on sys.path; returns its name or None (the image's app)."""
     sys.modules.pop(__name__, None)         # nothing keeps this module after the boot
@@ -205,6 +237,10 @@ def select():
     if st is None:
         return None
     changed = False
+    fw = st.get("fw")
+    if fw and _partition() != fw.get("partition"):
+        _firmware_back(st, fw, _partition())
+        changed = True
     wake = _wake()
     t = st.get("trial")
     if t and not wake:
@@ -251,6 +287,32 @@ def switch(slot, version, max_boots):
     write(st)
 
 
+def switch_firmware(partition, version):
+    """Before Partition.set_boot(partition): a firmware update in trial. The app slots
+    step aside (the new image's own app runs), kept for a return to this firmware."""
+    st = read()[0] or {}
+    fw = {"partition": partition, "version": version,
+          "slots": {k: st.get(k) for k in SLOT_KEYS}}
+    st.update({"fw": fw, "active": None, "version": None, "prev": None, "trial": None})
+    st.pop("prev_version", None)
+    write(st)
+
+
+def cancel_firmware():
+    """set_boot refused the image: as before switch_firmware."""
+    st = read()[0]
+    if st and st.get("fw"):
+        st.update(st.pop("fw").get("slots") or {})
+        write(st)
+
+
+def firmware_trial():
+    """The firmware update on trial, running now ({"partition", "version"}), or None."""
+    st = read()[0]
+    fw = st and st.get("fw")
+    return fw if fw and fw.get("partition") == _partition() else None
+
+
 def running():
     """(slot, version) of the app running now: (None, None) for the image's app."""
     st = read()[0]
@@ -269,8 +331,16 @@ def release(slot):
 
 
 def confirm():
-    """The version in trial reported healthy: it stays."""
+    """The version in trial reported healthy: it stays (a firmware: the bootloader told)."""
     st = read()[0]
+    fw = st and st.get("fw")
+    if fw and fw.get("partition") == _partition():
+        from esp32 import Partition
+        Partition.mark_app_valid_cancel_rollback()
+        st["last"] = {"result": "ok", "version": fw.get("version"), "reason": None}
+        del st["fw"]
+        write(st)
+        return True
     if st and st.get("trial"):
         st["last"] = {"result": "ok", "version": st["trial"].get("version"), "reason": None}
         st["trial"] = None
@@ -283,6 +353,11 @@ def rollback(reason):
     """Back to the previous version now (the app resets the board next). False when there
     is nothing to go back to."""
     st = read()[0]
+    fw = st and st.get("fw")
+    if fw and fw.get("partition") == _partition():
+        fw["why"] = reason                  # the reset makes the bootloader go back
+        write(st)
+        return True
     if not st or not st.get("active"):
         return False
     _back(st, reason)
@@ -292,7 +367,7 @@ def rollback(reason):
 
 def in_trial():
     st = read()[0]
-    return bool(st and st.get("trial"))
+    return bool(st and (st.get("trial") or st.get("fw")))
 
 
 def trial_since(now):
@@ -300,7 +375,7 @@ def trial_since(now):
     trial's first wake, written at the first call, and again if the clock is now before it
     (a power cut reset the RTC: that boot was counted). None when no trial runs."""
     st = read()[0]
-    t = st and st.get("trial")
+    t = st and (st.get("trial") or st.get("fw"))
     if not t:
         return None
     since = t.get("since")

@@ -6,7 +6,10 @@ BOARD: ESP32_GENERIC, ESP32_GENERIC_S3, RPI_PICO_W, unix (host build) or unix32 
 with the chips' memory model: 32-bit, float32; for the benchmarks and tests). MPY_DIR: a
 MicroPython checkout (v1.29) with its submodules. The port's usual toolchain: ESP-IDF
 (idf.py, after `. $IDF_PATH/export.sh`) for ESP32, the Arm GCC toolchain and cmake for
-RP2040, gcc for unix. Output: build/<BOARD>/firmware-<version>.bin (ESP32: write it at the
+RP2040, gcc for unix. VARIANT=OTA (ESP32): MicroPython's OTA partition table (two app
+partitions; the filesystem is then the last 960 KiB of a 4 MiB flash), for firmware updates
+over the air; build/<BOARD>-OTA/ gets app-<version>.bin beside it (make ota-firmware signs
+that). Output: build/<BOARD>/firmware-<version>.bin (ESP32: write it at the
 board's offset with `make flash`), .uf2 (RP2040: copy it to the RPI-RP2 drive), or the unix
 `micropython` binary.
 """
@@ -109,9 +112,12 @@ def build(board, mpy_dir, jobs=None):
     missing = problems(board, mpy_dir)
     if missing:
         raise SystemExit("cannot build %s:\n  - %s" % (board, "\n  - ".join(missing)))
+    variant = os.environ.get("VARIANT") or ""
+    if variant and b["port"] != "esp32":
+        raise SystemExit("VARIANT=%s: variants are built for the ESP32 boards here" % variant)
     dep_dir = deps.prepare()
     version = deps.version()
-    out_dir = os.path.join(boards.ROOT, "build", board)
+    out_dir = os.path.join(boards.ROOT, "build", board + ("-" + variant if variant else ""))
     mp_build = os.path.join(out_dir, "mp")
     env = dict(os.environ, RBNODE_DEPS=dep_dir)
     jobs = ["-j%d" % (jobs or os.cpu_count() or 2)]
@@ -120,6 +126,8 @@ def build(board, mpy_dir, jobs=None):
     args = ["make", "-C", os.path.join(mpy_dir, "ports", b["port"]), "BUILD=" + mp_build,
             "FROZEN_MANIFEST=" + boards.manifest(board)] + jobs
     args += b.get("make") or (["VARIANT=standard"] if b["port"] == "unix" else ["BOARD=" + board])
+    if variant:
+        args.append("BOARD_VARIANT=" + variant)
     print("[firmware] %s" % " ".join(args), flush=True)
     subprocess.run(args, check=True, env=env)
     src = os.path.join(mp_build, OUTPUT[b["port"]])
@@ -127,6 +135,11 @@ def build(board, mpy_dir, jobs=None):
     dst = os.path.join(out_dir, "firmware-%s%s" % (version, ext))
     shutil.copy(src, dst)
     print("[firmware] %s (%d bytes)" % (os.path.relpath(dst, boards.ROOT), os.path.getsize(dst)))
+    if variant == "OTA":         # the app image alone: what a firmware update writes
+        app = os.path.join(out_dir, "app-%s.bin" % version)
+        shutil.copy(os.path.join(mp_build, "micropython.bin"), app)
+        print("[firmware] %s: sign it for an update over the air with make ota-firmware "
+              "IMAGE=%s" % (os.path.relpath(app, boards.ROOT), os.path.relpath(app, boards.ROOT)))
     if b["image"] == "bin":
         print("[firmware] flash it: make flash BOARD=%s PORT=/dev/ttyUSB0 (esptool writes it "
               "at 0x%x)" % (board, b["offset"]))

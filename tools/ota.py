@@ -1,8 +1,9 @@
-"""Over-the-air app updates (issue 22), the host's side: the signing key and the bundle.
+"""Over-the-air updates (issue 22), the host's side: the signing key and the bundle.
 
     python tools/ota.py keygen [--key keys/ota-key.pem] [--bits 3072]   # make ota-key
     python tools/ota.py pubkey [--key ...]       # the "ota" section for config.json
     python tools/ota.py bundle [--key ...] [--version 0.2.0] [--out FILE]   # make ota-bundle
+    python tools/ota.py firmware [--image APP.bin] [--version V] [--out FILE]   # make ota-firmware
     python tools/ota.py inspect FILE [--pub BASE64]    # what a bundle holds; checks it
 
 The key is RSA (PKCS#1 v1.5 signatures over SHA-256, public exponent 65537): a node checks a
@@ -18,6 +19,9 @@ The bundle (rbnode/ota/bundle.py reads it, as a stream, never whole):
      "bytes": <sum of the sizes>, "key": <key id: 16 hex digits of SHA-256(modulus)>}\\n
     F <size> <sha256 hex> <path>\\n<size bytes>          N times: the app's .mpy files
     S <base64 signature of the SHA-256 of every byte before this line>\\n
+A firmware bundle (ESP32 OTA builds: the whole MicroPython image, our app frozen in it) has
+"kind": "firmware" and "chip" in its header, no "mpy", and one file, firmware.bin: the app
+image (build/ESP32_GENERIC-OTA/app-<version>.bin), never the whole flash image.
 The files are what firmware/manifest.py freezes of rbamp and rbnode, compiled by mpy-cross,
 plus rbnode_build.mpy with the bundle's version; never rbboot (the image's, it chooses what
 runs) nor mqtt_as (a dependency, the image's).
@@ -144,11 +148,14 @@ def compile_app(version, exe, work):
     return sorted(out)        # the node takes each path once, in order
 
 
-def build(files, version, mpy, key):
-    """The bundle's bytes."""
+def build(files, version, mpy, key, **extra):
+    """The bundle's bytes. extra: more header fields (a firmware's kind and chip)."""
     hashes, serialization, padding, rsa = _crypto()
     head = {"app": "rbnode", "version": version, "mpy": mpy, "files": len(files),
             "bytes": sum(len(d) for _, d in files), "key": key_id(modulus_bytes(key))}
+    if mpy is None:
+        del head["mpy"]
+    head.update(extra)
     parts = [MAGIC, json.dumps(head, separators=(",", ":")).encode() + b"\n"]
     for path, data in files:
         parts.append(b"F %d %s %s\n" % (len(data), hashlib.sha256(data).hexdigest().encode(),
@@ -178,6 +185,47 @@ def bundle(key_path, version, out, exe):
     print("[ota] publish it on an HTTP(S) server the nodes reach, then send\n"
           "      <base>/cmd/ota {\"url\": \"http://<server>/%s\", \"version\": \"%s\"}"
           % (os.path.basename(out), version.split("+")[0]))
+    return out
+
+
+def firmware_bundle(image, version, key):
+    """A firmware bundle (ESP32 OTA builds) of the app image's bytes; OtaError naming what
+    is wrong with it."""
+    from tools import images
+    if len(image) < 0x8000 or image[0] != images.ESP_MAGIC:
+        raise OtaError("not an ESP32 app image (it must start with 0xE9 and be a whole "
+                       "MicroPython build): give the app image of an OTA build, "
+                       "build/ESP32_GENERIC-OTA/app-<version>.bin")
+    if image[0x7000:0x7002] == b"\xaa\x50" or image[0x8000:0x8002] == b"\xaa\x50":
+        raise OtaError("this is the whole flash image (bootloader, partition table, app): "
+                       "an update takes the app image alone, app-<version>.bin beside it")
+    cid = int.from_bytes(image[12:14], "little")
+    chip = next((n for n, v in images.CHIP_IDS.items() if v == cid), None)
+    if chip is None:
+        raise OtaError("an ESP image for chip id %d, not a chip this firmware is built for"
+                       % cid)
+    return build([("firmware.bin", image)], version, None, key, kind="firmware", chip=chip)
+
+
+def firmware(key_path, image_path, version, out):
+    if not VERSION_RE.match(version):
+        raise OtaError("version %r: numbers with dots, optionally +local" % version)
+    key = load_key(key_path)
+    try:
+        with open(image_path, "rb") as f:
+            image = f.read()
+    except OSError as e:
+        raise OtaError("%s: %s (build it with make firmware BOARD=ESP32_GENERIC VARIANT=OTA)"
+                       % (image_path, e.strerror))
+    data = firmware_bundle(image, version, key)
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    with open(out + ".part", "wb") as f:
+        f.write(data)
+    os.replace(out + ".part", out)
+    print("[ota] %s: firmware %s, %d bytes (key %s)" % (os.path.relpath(out), version,
+                                                         len(image), key_id(modulus_bytes(key))))
+    print("[ota] publish it, then send <base>/cmd/ota {\"url\": \"http://<server>/%s\", "
+          "\"version\": \"%s\"}" % (os.path.basename(out), version.split("+")[0]))
     return out
 
 
@@ -227,6 +275,11 @@ def main(argv=None):
     b.add_argument("--version", default=os.environ.get("VERSION") or None)
     b.add_argument("--out", default=os.environ.get("OUT") or None)
     b.add_argument("--mpy-cross", default=os.environ.get("MPY_CROSS") or mpy_cross())
+    fw = sub.add_parser("firmware")
+    fw.add_argument("--key", default=os.environ.get("KEY") or KEY)
+    fw.add_argument("--image", default=os.environ.get("IMAGE") or None)
+    fw.add_argument("--version", default=os.environ.get("VERSION") or None)
+    fw.add_argument("--out", default=os.environ.get("OUT") or None)
     i = sub.add_parser("inspect")
     i.add_argument("file")
     i.add_argument("--pub")
@@ -241,6 +294,12 @@ def main(argv=None):
         version = a.version or deps.version()
         out = a.out or os.path.join(ROOT, "build", "ota", "rbnode-%s.rbota" % version)
         bundle(a.key, version, out, a.mpy_cross)
+    elif a.cmd == "firmware":
+        version = a.version or deps.version()
+        image = a.image or os.path.join(ROOT, "build", "ESP32_GENERIC-OTA",
+                                        "app-%s.bin" % version)
+        out = a.out or os.path.join(ROOT, "build", "ota", "firmware-%s.rbota" % version)
+        firmware(a.key, image, version, out)
     else:
         with open(a.file, "rb") as f:
             head, files = parse(f.read(), a.pub)

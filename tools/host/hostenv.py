@@ -33,12 +33,13 @@ def micropython():
     return found
 
 
-def micropypath(extra=(), frozen_first=False):
+def micropypath(extra=(), frozen_first=False, lib=LIB):
     """Host shims first (they shadow machine/network), then our lib, the frozen modules,
     then the user library where mqtt_as is installed. frozen_first: the binary's frozen
     modules first (a `make firmware` build runs its own frozen app, as a chip does, and
-    BOARD=unix32's frozen host board)."""
-    mid = [".frozen", HOSTBOARD, LIB] if frozen_first else [HOSTBOARD, LIB, ".frozen"]
+    BOARD=unix32's frozen host board). lib: the app's tree (an OTA board: the one its
+    bootloader unpacked, tools/host/espboot.py)."""
+    mid = [".frozen", HOSTBOARD, lib] if frozen_first else [HOSTBOARD, lib, ".frozen"]
     return ":".join(list(extra) + mid + [MP_USER_LIB])
 
 

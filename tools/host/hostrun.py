@@ -30,7 +30,7 @@ class HostNode:
     (RTC memory, reset cause). `boot()` runs the firmware once until it exits."""
 
     def __init__(self, run_dir, bench_addr, config=None, env=None, realtime_sleep=False,
-                 bench_client=None, files=("boot.py", "main.py"), mp_args=()):
+                 bench_client=None, files=("boot.py", "main.py"), mp_args=(), ota=False):
         self.fs = os.path.join(run_dir, "fs")
         self.board = os.path.join(run_dir, "board")
         for d in (self.fs, self.board):
@@ -55,6 +55,11 @@ class HostNode:
         self.wake = 0      # machine.wake_reason() of the next start
         self.slept_ms = 0  # how long the last deep sleep lasted (simulated time)
         self.boots = []  # (reset cause, exit code, next_boot)
+        self.flash = None  # ota: app partitions and their bootloader (tools/host/espboot.py)
+        if ota:
+            from tools.host.espboot import OtaFlash
+            self.flash = OtaFlash(self.board)
+            self.flash.create(hostenv.LIB)
         self.power_on()
 
     def power_on(self):
@@ -74,8 +79,14 @@ class HostNode:
             os.remove(os.path.join(self.board, "next_boot"))
         except FileNotFoundError:
             pass
+        env = self.env
+        if self.flash is not None:           # the bootloader picks the app partition
+            app = self.flash.boot()
+            if app is None:
+                raise RuntimeError("the host bootloader found no bootable app partition")
+            env = dict(env, MICROPYPATH=hostenv.micropypath(lib=app))
         self.proc = subprocess.Popen([hostenv.micropython()] + self.mp_args + [DEVICE],
-                                     cwd=self.fs, env=self.env, stdin=stdin,
+                                     cwd=self.fs, env=env, stdin=stdin,
                                      stdout=stdout, stderr=subprocess.STDOUT)
         return self.proc
 

@@ -19,14 +19,14 @@ from tools.host.hostrun import HostNode
 
 
 class NodeRun:
-    def __init__(self, tmp_path, sc, config, env=None, files=("boot.py", "main.py")):
+    def __init__(self, tmp_path, sc, config, env=None, files=("boot.py", "main.py"), ota=False):
         path = os.path.join(str(tmp_path), "scenario.json")
         with open(path, "w") as f:
             json.dump(sc, f)
         self.bench = hostenv.SimProcess(path)
         self.ctl = self.bench.client()
         self.node = HostNode(str(tmp_path), self.bench.address, config, env=env,
-                             bench_client=self.ctl, files=files)
+                             bench_client=self.ctl, files=files, ota=ota)
         self.fs = self.node.fs
         self.lines = []
         self._cv = threading.Condition()

@@ -11,6 +11,9 @@ from MANIFEST.part). Until then rbboot never runs the slot. A refused bundle's f
 removed; a power cut leaves an unfinished slot (no MANIFEST), which rbboot never runs and the
 next install empties. The running version stays as it was either way.
 
+A bundle of "kind": "firmware" (ESP32) goes into the other app partition instead
+(firmware.py); head["partition"] names it.
+
 What is refused, before anything is written where possible (BundleError names it): not a
 bundle; another app; a version that is not the one asked for, or not newer than the running
 one (no downgrade); another .mpy format than this firmware's; another signing key; more
@@ -119,7 +122,10 @@ def _head(line, key, running, expect):
     if run is not None and mine <= run:
         raise BundleError("version %s is not newer than the running %s (no downgrade: "
                           "roll back with ota_rollback)" % (v, running))
-    if head.get("mpy") != rbboot.mpy_version():
+    kind = head.get("kind", "app")
+    if kind not in ("app", "firmware"):
+        raise BundleError("a bundle of kind %r (this node takes app and firmware)" % (kind,))
+    if kind == "app" and head.get("mpy") != rbboot.mpy_version():
         raise BundleError("the bundle's .mpy format is %s, this firmware loads %s (build the "
                           "bundle with this firmware's mpy-cross)" % (head.get("mpy"),
                                                                      rbboot.mpy_version()))
@@ -128,10 +134,11 @@ def _head(line, key, running, expect):
         raise BundleError("the bundle is signed with key %s, this node has key %s (ota.key)"
                           % (str(head.get("key"))[:16], kid))
     n, total = head.get("files"), head.get("bytes")
+    most = 16 * 1024 * 1024 if kind == "firmware" else MAX_BYTES    # firmware: its partition
     if not isinstance(n, int) or not 1 <= n <= MAX_FILES or not isinstance(total, int) or \
-            not 0 < total <= MAX_BYTES:
+            not 0 < total <= most:
         raise BundleError("the bundle has %r files, %r bytes (at most %d files, %d bytes)"
-                          % (n, total, MAX_FILES, MAX_BYTES))
+                          % (n, total, MAX_FILES, most))
     return head
 
 
@@ -144,6 +151,10 @@ async def install(body, slot, key, running=None, expect=None, progress=None):
     line = await body.readline(1024)
     total.update(line)
     head = _head(line, key, running, expect)
+    if head.get("kind") == "firmware":              # ESP32: the other app partition
+        from .firmware import install as install_firmware
+        head["partition"] = await install_firmware(body, key, head, total, progress)
+        return head
     d = slot_dir(slot)
     _makedirs(rbboot.DIR)
     rbboot.release(slot)            # no state refers to the slot from here on

@@ -44,6 +44,19 @@ class OtaError(Exception):
     pass
 
 
+def _switch_firmware(part, version):
+    """ota/state told, then the bootloader (ESP-IDF checks the image once more); None, or
+    why not (the state as before)."""
+    from esp32 import Partition
+    rbboot.switch_firmware(part, version)
+    try:
+        Partition(part).set_boot()
+    except OSError as e:
+        rbboot.cancel_firmware()
+        return "the bootloader refused the image in %s (set_boot: %s)" % (part, e)
+    return None
+
+
 class Updater:
     def __init__(self, node, net, cfg, save=None):
         self.node = node
@@ -59,6 +72,9 @@ class Updater:
         st = rbboot.state() or {}
         self.last = st.get("last")
         self.trial = st.get("trial")
+        fw = rbboot.firmware_trial()
+        if fw:                               # a new firmware: one boot to get healthy
+            self.trial = {"version": fw.get("version"), "firmware": True}
         if self.trial:
             self.state = "trial"
             self.target = self.trial.get("version")
@@ -73,7 +89,7 @@ class Updater:
 
     # ---- status ------------------------------------------------------------------------------
     def status(self):
-        busy = self.state in ("downloading", "rebooting")
+        busy = self.state in ("downloading", "rebooting")   # what HA shows as in progress
         ha = {"installed_version": VERSION, "title": "rbnode",
               "latest_version": self.target if busy and self.target else VERSION,
               "in_progress": busy, "update_percentage": self.progress if busy else None}
@@ -94,7 +110,10 @@ class Updater:
 
     # ---- the update --------------------------------------------------------------------------
     def busy(self):
-        return self.state in ("downloading", "rebooting")
+        """An update under way (sleep mode stays awake): a download, the restart, or a new
+        firmware's trial (the bootloader's: a deep sleep before confirm() goes back)."""
+        return self.state in ("downloading", "rebooting") or \
+            (self.state == "trial" and self.trial.get("firmware") is True)
 
     def begin(self, url, version):
         """The ota command: refused (OtaError) or started; what it will do, for the result."""
@@ -147,11 +166,19 @@ class Updater:
         if not self.save():
             return self._failed(version, "the energy ledger could not be saved: not switching "
                                 "(see health storage)")
+        part = head.get("partition")
         try:
-            rbboot.switch(slot, head["version"], self.o["max_boots"])
+            if part:
+                why = _switch_firmware(part, head["version"])
+                if why:
+                    return self._failed(version, why)
+                slot = "partition " + part
+            else:
+                rbboot.switch(slot, head["version"], self.o["max_boots"])
+                slot = "slot " + slot
         except OSError as e:                   # the state is the old one, or the new one
             return self._failed(version, "ota/state not written (%s): not switching" % (e,))
-        log.info("ota", "version %s installed in slot %s: restarting into it", head["version"],
+        log.info("ota", "version %s installed in %s: restarting into it", head["version"],
                  slot)
         self._set("rebooting", progress=100)
         await self.restart()
