@@ -210,7 +210,7 @@ def _name(st):
 def _partition():
     """The app partition this firmware runs from (ESP32 OTA builds), else None."""
     try:
-        from esp32 import Partition
+        from esp32 import Partition  # pyright: ignore[reportMissingImports] (ESP32 only)
         return Partition(Partition.RUNNING).info()[4]
     except (ImportError, AttributeError, OSError):
         return None
@@ -334,8 +334,10 @@ def confirm():
     """The version in trial reported healthy: it stays (a firmware: the bootloader told)."""
     st = read()[0]
     fw = st and st.get("fw")
+    if fw and fw.get("why"):
+        return False                          # rolled back already: the reset comes next
     if fw and fw.get("partition") == _partition():
-        from esp32 import Partition
+        from esp32 import Partition  # pyright: ignore[reportMissingImports] (ESP32 only)
         Partition.mark_app_valid_cancel_rollback()
         st["last"] = {"result": "ok", "version": fw.get("version"), "reason": None}
         del st["fw"]

@@ -20,13 +20,13 @@ simulator's truth.
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
 
 import pytest
 
-from mpscript import run_script
 from nodeharness import NodeRun, base_config, read_ledger, scenario
 from otaserver import OtaServer, command, new_key, ota_status
 from test_ota_parts import INSTALL
@@ -37,6 +37,8 @@ from tools.host.espboot import OtaFlash, lib_files
 from tools.host.mqttrec import Recorder
 
 BASE = "rbnode/rbnode-00beef"
+LOAD_W = 1200.0
+SAVE_S = 5
 pytestmark = pytest.mark.xdist_group("ota-firmware")
 
 
@@ -144,7 +146,7 @@ def _write(tmp_path, name, data):
 
 
 def _config(broker, pub):
-    return base_config(modules=[{"address": "0x50", "name": "ui3"}], save_s=5,
+    return base_config(modules=[{"address": "0x50", "name": "ui3"}], save_s=SAVE_S,
                        wifi={"ssid": "bench-ap", "password": "x"},
                        mqtt={"host": broker.host, "port": broker.port, "health_s": 10},
                        ota={"enabled": True, "key": pub, "confirm_s": 30, "max_boots": 2})
@@ -178,7 +180,20 @@ def _gone(run, wait):
     assert run.proc.poll() is not None, run.output()[-3000:]
 
 
-def test_firmware_update_end_to_end(tmp_path):
+def _cut_at(tmp_path, path):
+    """A unix-port binary killed (SIGKILL: a power cut) on entering its first rename of
+    path (the string the node passes)."""
+    w = tmp_path / ("cut-at-%d" % len(path))
+    w.write_text("#!/bin/sh\nexec strace -f -qq -o /dev/null -P '%s' -e trace=rename,renameat,"
+                 "renameat2 -e inject=rename,renameat,renameat2:signal=KILL:when=1 %s \"$@\"\n"
+                 % (path, hostenv.micropython()))
+    w.chmod(0o755)
+    return str(w)
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed "
+                    "(apt-get install strace; make setup installs it as root)")
+def test_firmware_update_end_to_end(tmp_path, monkeypatch):
     key, pub = new_key(tmp_path)
     bundles = {
         "/v2.rbota": ota.firmware_bundle(image("0.2.0"), "0.2.0", key),
@@ -192,10 +207,16 @@ def test_firmware_update_end_to_end(tmp_path):
     try:
         with Recorder(broker) as rec, NodeRun(tmp_path, scenario("energy.json"),
                                               _config(broker, pub), ota=True) as run:
-            flash = run.node.flash
-            run.ctl.set_load(module="ui3", ch=0, load=1200.0)
+            flash, ctl = run.node.flash, run.ctl
+            run.wait_for("module(s) measuring", timeout=60)
+            for m in ctl.modules()["modules"]:
+                for ch in range(m["channels"]):
+                    ctl.set_load(module=m["name"], ch=ch, load=0)
+            ctl.set_load(module="ui3", ch=0, load=LOAD_W)
+            t0 = ctl.truth()["truth"]["ui3"][0][0]
             run.wait_for("link: connected", timeout=60)
             ota_status(rec, BASE, lambda d: True, 30, "the ota status at the connect")
+            totals = [_life(run)]
             # a power cut in the middle of the download: the same firmware comes back
             srv.rate = 60000
             r = command(rec, BASE, "ota", {"url": srv.url("/v2.rbota"), "version": "0.2.0"},
@@ -205,8 +226,34 @@ def test_firmware_update_end_to_end(tmp_path):
             fw, mark = _restart(run, rec, power_cut=True)
             assert fw.startswith("0.1.0") and flash.log[-1][0] == "ota_0", flash.log
             assert espimage.verify(flash.read("ota_1")) is not None     # nothing bootable
-            # the good update: progress, the restart, the bootloader starts ota_1, healthy
+            totals.append(_life(run))
+            # power cuts inside the switch: at ota/state's rename (rbboot.switch_firmware),
+            # then at otadata's (set_boot): the firmware before comes back either way, and
+            # after the second it says the update did not take
             srv.rate = 0
+            real = hostenv.micropython()
+            for path, report in (("ota/state.new", None),
+                                 (os.path.join(run.node.board, "otadata.json.tmp"),
+                                  "the power failed during the switch")):
+                monkeypatch.setenv("MICROPYTHON", _cut_at(tmp_path, path))
+                run.stop()                                 # Ctrl-C: the ledger saved
+                n, mark = len(run.lines), rec.mark()
+                run.start()
+                run.wait_for("link: connected", timeout=60, start=n)
+                ota_status(rec, BASE, lambda d: True, 30, "the ota status (subscribed)", mark)
+                rec.publish(BASE + "/cmd/ota", json.dumps({"url": srv.url("/v2.rbota"),
+                                                           "version": "0.2.0"}))
+                run.proc.wait(60)                          # killed inside the rename
+                assert run.proc.returncode != 0, run.output()[-2000:]
+                monkeypatch.setenv("MICROPYTHON", real)
+                fw, mark = _restart(run, rec, power_cut=True)
+                assert fw.startswith("0.1.0") and flash.log[-1][0] == "ota_0", flash.log
+                if report:
+                    st = ota_status(rec, BASE, lambda d: d["state"] == "rolled_back", 30,
+                                    "the switch that did not take", mark)
+                    assert report in st["last"]["reason"], st
+                totals.append(_life(run))
+            # the good update: progress, the restart, the bootloader starts ota_1, healthy
             before = _life(run)
             mark = rec.mark()
             r = command(rec, BASE, "ota", {"url": srv.url("/v2.rbota"), "version": "0.2.0"},
@@ -243,10 +290,17 @@ def test_firmware_update_end_to_end(tmp_path):
                 st = ota_status(rec, BASE, lambda d: d["state"] == "rolled_back", 30,
                                 "rolled back", mark)
                 assert st["last"]["version"] == version and want in st["last"]["reason"], st
-            after = _life(run)
+                totals.append(_life(run))
+            time.sleep(3)
+            truth = ctl.truth()["truth"]["ui3"][0][0] - t0
             assert run.stop() == 0
-        led = read_ledger(run.fs)
-        assert after >= before and _life(run) >= after, (before, after, led)
+            totals.append(_life(run))
     finally:
         broker.stop()
         srv.stop()
+    # the energy: never decreasing across the restarts, never more than the simulator's
+    # truth; each of the 3 power cuts loses at most what came after the last save
+    assert totals == sorted(totals) and before <= totals[-1], totals
+    got = totals[-1] / 1e6
+    assert got <= truth * 1.0005 + 0.1, (got, truth)
+    assert got >= truth - 3 * (SAVE_S + 1) * LOAD_W / 3600, (got, truth)

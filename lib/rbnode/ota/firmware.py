@@ -41,7 +41,7 @@ class FirmwareError(BundleError):
 def target():
     """(running partition, the one to write): FirmwareError when this board cannot."""
     try:
-        from esp32 import Partition
+        from esp32 import Partition  # pyright: ignore[reportMissingImports] (ESP32 only)
     except ImportError:
         raise FirmwareError("a firmware bundle is for ESP32 boards: this one updates its app "
                             "only (make ota-bundle)")

@@ -12,10 +12,12 @@ state, sleeper.py): True only once the flash ledger is written. In sleep mode th
 the node awake while busy() (the download runs between its periods), then it resets into
 the new version like continuous mode.
 
-The update: the slot the running version is not in is filled from the download (bundle.install: streamed, each file's hash and the
-signature checked before its MANIFEST is written); the ledger is saved (no switch without
-it); rbboot.switch makes it the active slot in trial; the board resets. A failure at any
-step leaves the running version as it was, with the reason on <base>/ota.
+The update: the slot the running version is not in is filled from the download
+(bundle.install: streamed, each file's hash and the signature checked before its MANIFEST is
+written); the ledger is saved (no switch without it); rbboot.switch makes it the active slot
+in trial; the board resets. A firmware bundle (ESP32) fills the other app partition instead
+(firmware.py), and the switch is rbboot.switch_firmware then Partition.set_boot. A failure
+at any step leaves the running version as it was, with the reason on <base>/ota.
 
 The trial (the new version, after the reset): healthy means every configured module measuring
 (at least one), connected to the broker and one period closed with it, within ota.confirm_s;
@@ -23,6 +25,8 @@ then rbboot.confirm(). Otherwise, or when it crashes at boot ota.max_boots times
 counts), the previous version runs again, and says why on <base>/ota. Sleep mode decides at
 each wake (one that booked its period and connected is healthy); deep-sleep wakes are not
 boots, so confirm_s is counted on the RTC from the trial's first wake (rbboot.trial_since).
+A new firmware's trial is the bootloader's: any reset before rbboot.confirm() goes back, so
+it has one boot, and in sleep mode busy() keeps the node awake until it is decided.
 
 <base>/ota: {"state": idle|downloading|rebooting|failed|trial|ok|rolled_back, "version" (running),
 "target", "progress" (%), "error", "last" (rbboot's last result), "ha": {what HA's update
@@ -47,7 +51,7 @@ class OtaError(Exception):
 def _switch_firmware(part, version):
     """ota/state told, then the bootloader (ESP-IDF checks the image once more); None, or
     why not (the state as before)."""
-    from esp32 import Partition
+    from esp32 import Partition  # pyright: ignore[reportMissingImports] (ESP32 only)
     rbboot.switch_firmware(part, version)
     try:
         Partition(part).set_boot()
@@ -211,15 +215,18 @@ class Updater:
         """The ota_rollback command."""
         run = rbboot.running()
         st = rbboot.state() or {}
-        if run[0] is None:
+        fw = self.trial and self.trial.get("firmware")
+        if run[0] is None and not fw:
             raise OtaError("the image's own app is running: there is no earlier version on "
-                           "the node")
-        if self.busy():
+                           "the node (a firmware update, once it reported healthy, is "
+                           "replaced by a newer one, not rolled back)")
+        if self.state in ("downloading", "rebooting"):
             raise OtaError("an update is running")
         if not self.save():
             raise OtaError("the energy ledger could not be saved: not switching")
         rbboot.rollback("by command (ota_rollback)")
-        back = "slot %s (%s)" % (st.get("prev"), st.get("prev_version")) if st.get("prev") \
+        back = "the firmware before (the bootloader)" if fw else \
+            "slot %s (%s)" % (st.get("prev"), st.get("prev_version")) if st.get("prev") \
             else "the image's app"
         log.warning("ota", "rolling back from %s to %s (command)", VERSION, back)
         self._set("rebooting")
@@ -245,6 +252,8 @@ class Updater:
         log.info("ota", "version %s on trial: it must be healthy within %d s", VERSION, limit)
         self.publish()
         while self.node.uptime_s() < limit:
+            if self.state != "trial":          # ota_rollback: the restart is under way
+                return
             if not self.missing():
                 return self._confirm()
             await asyncio.sleep(1)
