@@ -11,7 +11,7 @@ IMAGE   ?=
 CONFIG  ?= config.json
 export MPY_DIR FIRMWARE ERASE FS_SIZE VARIANT
 
-.PHONY: setup run test ha-setup test-ha bench clean firmware fs-image merged flash deploy dev config-check \
+.PHONY: setup run test test-slow ha-setup test-ha bench clean firmware fs-image merged flash deploy dev config-check \
 	manifest-check stubcheck checks ota-key ota-bundle ota-firmware
 
 setup:
@@ -21,8 +21,11 @@ run: setup
 	@$(PY) tools/host/hostrun.py
 
 test: setup
+	@$(PYTEST) -q -n 2 --dist loadgroup -m "not slow" tests $(PYTEST_ARGS)
+
+test-slow: setup
 	@$(PY) tools/ha_env.py --if-possible
-	@$(PYTEST) -q -n 2 --dist loadgroup tests $(PYTEST_ARGS)
+	@$(PYTEST) -q -n 2 --dist loadgroup -m slow tests $(PYTEST_ARGS)
 
 ha-setup: setup
 	@$(PY) tools/ha_env.py

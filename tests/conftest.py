@@ -35,6 +35,11 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: a long end-to-end suite (a real Home Assistant, "
+                            "the updates over the air): `make test-slow`, which CI runs too")
+
+
 @pytest.fixture
 def broker():
     b = Broker()

@@ -25,7 +25,7 @@ from tools.host.mqttrec import Recorder
 
 WHY = ha_env.missing() or (None if os.geteuid() == 0 else
                            "real-HA tests skipped: a network namespace needs root")
-pytestmark = [pytest.mark.skipif(WHY is not None, reason=WHY or ""),
+pytestmark = [pytest.mark.skipif(WHY is not None, reason=WHY or ""), pytest.mark.slow,
               pytest.mark.xdist_group("ha")]   # one HA at a time: ~1 GB of RAM each
 
 if WHY is None:

@@ -31,6 +31,7 @@ from tools.host.broker import Broker
 from tools.host.mqttrec import Recorder
 
 BASE = "rbnode/rbnode-00beef"
+pytestmark = pytest.mark.slow             # make test-slow (CI runs it)
 LOAD_W = 1200.0
 SAVE_S = 5
 

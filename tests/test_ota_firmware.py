@@ -191,6 +191,7 @@ def _cut_at(tmp_path, path):
     return str(w)
 
 
+@pytest.mark.slow                          # make test-slow (CI runs it)
 @pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed "
                     "(apt-get install strace; make setup installs it as root)")
 def test_firmware_update_end_to_end(tmp_path, monkeypatch):

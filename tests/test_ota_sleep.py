@@ -15,6 +15,8 @@ import json
 import os
 import subprocess
 
+import pytest
+
 from nodeharness import base_config, rtc_state, scenario
 from otaserver import OtaServer, command, make_bundle, new_key, ota_status, variant
 from tools.host import hostenv
@@ -53,6 +55,7 @@ def _life(node):
     return m["ch"][0][0] / 1e6
 
 
+@pytest.mark.slow                          # make test-slow (CI runs it)
 def test_update_in_sleep_mode(tmp_path):
     key, pub = new_key(tmp_path)
     v2 = make_bundle(tmp_path, "0.2.0")
