@@ -18,6 +18,9 @@ And what the tests say to the node and read back (a Recorder, tools/host/mqttrec
 
     command(rec, base, "ota", {"url": ..., "version": "0.2.0"}, "up")   # its <base>/result
     ota_status(rec, base, lambda d: d["state"] == "ok", 60, "healthy")  # a <base>/ota doc
+    t0 = single_load(run, 1200.0)        # only ui3 ch 0 draws: the truth (Wh) from here
+    n, mark = reboot(run, rec)           # the node reset itself (or power_cut=True): again
+    running_version(rec, base, run, n, mark)     # "0.2.0": what its health says, connected
 """
 import http.server
 import json
@@ -74,6 +77,41 @@ def ota_status(rec, base, pred, timeout, what, start=0):
     """The first <base>/ota status (from message start on) that pred accepts."""
     return rec.wait(lambda m: m.topic == base + "/ota" and m.payload and pred(m.json()),
                     timeout=timeout, start=start, what=what).json()
+
+
+def single_load(run, watts, module="ui3"):
+    """Once the node measures: only channel 0 of module draws (watts); the simulator's
+    truth of it (Wh) now, to measure the node's energy from."""
+    ctl = run.ctl
+    run.wait_for("module(s) measuring", timeout=60)
+    for m in ctl.modules()["modules"]:
+        for ch in range(m["channels"]):
+            ctl.set_load(module=m["name"], ch=ch, load=0)
+    ctl.set_load(module=module, ch=0, load=watts)
+    return ctl.truth()["truth"][module][0][0]
+
+
+def reboot(run, rec, power_cut=False):
+    """The node process ended (reset) or is cut off (power_cut): start the board again.
+    Returns where its output and its messages begin."""
+    if power_cut:
+        run.proc.kill()
+        run.proc.wait()
+        run.node.power_on()
+    else:
+        run.proc.wait(60)
+        assert run.node.finish() is not None, run.output()[-3000:]
+    n, mark = len(run.lines), rec.mark()      # the process before is gone
+    run.start()
+    return n, mark
+
+
+def running_version(rec, base, run, n, mark):
+    """The version the restarted node runs (its health message after the connect)."""
+    run.wait_for("link: connected", timeout=60, start=n)
+    h = rec.wait(lambda m: m.topic == base + "/health" and m.json().get("fw"), timeout=30,
+                 start=mark, what="health after the restart").json()
+    return h["fw"]
 
 
 class OtaServer:

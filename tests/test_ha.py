@@ -13,9 +13,8 @@ import time
 import pytest
 
 from nodeharness import NodeRun, scenario
-from otaserver import OtaServer, make_bundle, new_key
-from test_mqtt import MODULES, net_config
-from test_ota import _ota, _reboot
+from otaserver import OtaServer, command, make_bundle, new_key, reboot
+from test_mqtt import BASE, MODULES, net_config
 from test_sleep import net_config as sleep_config
 from tools import ha_env
 from tools.host import hostenv
@@ -145,12 +144,13 @@ def test_continuous_mode_in_home_assistant(tmp_path, world):
         assert (u["installed_version"], u["latest_version"], u["device_class"],
                 u["in_progress"]) == ("0.1.0", "0.1.0", "firmware", False), u
         with Recorder(broker) as rec:
-            r = _ota(rec, "ota", {"url": srv.url("/v2.rbota"), "version": "0.2.0"}, "ha")
+            r = command(rec, BASE, "ota", {"url": srv.url("/v2.rbota"), "version": "0.2.0"},
+                        "ha", 15)
             assert r["ok"], r
             u = hass.wait(lambda s: s[upd]["attributes"].get("in_progress") is True, timeout=30,
                           what="the update in progress")[upd]["attributes"]
             assert u["latest_version"] == "0.2.0" and u["update_percentage"] is not None, u
-            _reboot(run, rec)
+            reboot(run, rec)
         u = hass.wait(lambda s: s[upd]["attributes"].get("installed_version") == "0.2.0" and
                       s[upd]["state"] == "off" and not s[upd]["attributes"].get("in_progress"),
                       timeout=90, what="0.2.0 installed")[upd]["attributes"]

@@ -24,7 +24,8 @@ import time
 import pytest
 
 from nodeharness import NodeRun, base_config, read_ledger, scenario
-from otaserver import OtaServer, command, make_bundle, new_key, ota_status, variant
+from otaserver import (OtaServer, command, make_bundle, new_key, ota_status, reboot,
+                       running_version, single_load, variant)
 from tools import ota
 from tools.host import hostenv
 from tools.host.broker import Broker
@@ -54,26 +55,11 @@ def _status(rec, pred, timeout, what, start=0):
 
 
 def _reboot(run, rec, power_cut=False):
-    """The node process ended (reset) or is cut off: start the board again. Returns where
-    its output and its messages begin."""
-    if power_cut:
-        run.proc.kill()
-        run.proc.wait()
-        run.node.power_on()
-    else:
-        run.proc.wait(30)
-        assert run.node.finish() is not None, run.output()[-3000:]
-    n, mark = len(run.lines), rec.mark()      # the process before is gone
-    run.start()
-    return n, mark
+    return reboot(run, rec, power_cut)
 
 
 def _running(rec, run, n, mark):
-    """The version the restarted node runs (its health message after the connect)."""
-    run.wait_for("link: connected", timeout=60, start=n)
-    h = rec.wait(lambda m: m.topic == BASE + "/health" and m.json().get("fw"), timeout=30,
-                 start=mark, what="health after the restart").json()
-    return h["fw"]
+    return running_version(rec, BASE, run, n, mark)
 
 
 def _life(run):
@@ -104,12 +90,7 @@ def test_update_end_to_end(tmp_path):
         with Recorder(broker) as rec, NodeRun(tmp_path, scenario("energy.json"),
                                               _config(broker, pub)) as run:
             ctl = run.ctl
-            run.wait_for("module(s) measuring", timeout=60)
-            for m in ctl.modules()["modules"]:
-                for ch in range(m["channels"]):
-                    ctl.set_load(module=m["name"], ch=ch, load=0)
-            ctl.set_load(module="ui3", ch=0, load=LOAD_W)
-            t0 = ctl.truth()["truth"]["ui3"][0][0]
+            t0 = single_load(run, LOAD_W)
             run.wait_for("link: connected", timeout=30)
             st = _status(rec, lambda d: True, 30, "the ota status at the connect")
             assert st["state"] == "idle" and st["version"] == "0.1.0", st

@@ -28,7 +28,8 @@ import time
 import pytest
 
 from nodeharness import NodeRun, base_config, read_ledger, scenario
-from otaserver import OtaServer, command, new_key, ota_status
+from otaserver import (OtaServer, command, new_key, ota_status, reboot, running_version,
+                       single_load)
 from test_ota_parts import INSTALL
 from tools import ota
 from tools.host import espimage, hostenv
@@ -158,19 +159,9 @@ def _life(run):
 
 
 def _restart(run, rec, power_cut=False):
-    if power_cut:
-        run.proc.kill()
-        run.proc.wait()
-        run.node.power_on()
-    else:
-        run.proc.wait(60)
-        assert run.node.finish() is not None, run.output()[-3000:]
-    n, mark = len(run.lines), rec.mark()
-    run.start()
-    run.wait_for("link: connected", timeout=60, start=n)
-    h = rec.wait(lambda m: m.topic == BASE + "/health" and m.json().get("fw"), timeout=30,
-                 start=mark, what="health after the restart").json()
-    return h["fw"], mark
+    """The board again (after a reset, or a power cut): the version it runs, connected."""
+    n, mark = reboot(run, rec, power_cut)
+    return running_version(rec, BASE, run, n, mark), mark
 
 
 def _gone(run, wait):
@@ -209,12 +200,7 @@ def test_firmware_update_end_to_end(tmp_path, monkeypatch):
         with Recorder(broker) as rec, NodeRun(tmp_path, scenario("energy.json"),
                                               _config(broker, pub), ota=True) as run:
             flash, ctl = run.node.flash, run.ctl
-            run.wait_for("module(s) measuring", timeout=60)
-            for m in ctl.modules()["modules"]:
-                for ch in range(m["channels"]):
-                    ctl.set_load(module=m["name"], ch=ch, load=0)
-            ctl.set_load(module="ui3", ch=0, load=LOAD_W)
-            t0 = ctl.truth()["truth"]["ui3"][0][0]
+            t0 = single_load(run, LOAD_W)
             run.wait_for("link: connected", timeout=60)
             ota_status(rec, BASE, lambda d: True, 30, "the ota status at the connect")
             totals = [_life(run)]

@@ -179,15 +179,7 @@ async def _files(body, d, key, head, line, total, progress):
     with open(d + "/MANIFEST.part", "w") as man:
         man.write(line.decode())
         for _ in range(head["files"]):
-            fl = await body.readline(160)
-            total.update(fl)
-            try:
-                kind, size, digest, path = fl.decode().rstrip("\n").split(" ", 3)
-                size = int(size)
-            except (ValueError, UnicodeError):
-                raise BundleError("a bad file line %r" % (fl[:60],))
-            if kind != "F" or not 0 <= size <= MAX_FILE or len(digest) != 64:
-                raise BundleError("a bad file line %r" % (fl[:60],))
+            size, digest, path = await file_line(body, total, MAX_FILE)
             check_path(path, last)
             last = path
             seen += path in REQUIRED
@@ -219,9 +211,30 @@ async def _files(body, d, key, head, line, total, progress):
         raise BundleError("the bundle lacks one of %s" % ", ".join(REQUIRED))
     if done != head["bytes"]:
         raise BundleError("the files are %d bytes, the header says %d" % (done, head["bytes"]))
+    await signature(body, key, total, "the files")
+    os.rename(d + "/MANIFEST.part", d + "/MANIFEST")
+
+
+async def file_line(body, total, most):
+    """The next "F <size> <sha256 hex> <path>" line (into total): (size, digest, path)."""
+    fl = await body.readline(160)
+    total.update(fl)
+    try:
+        kind, size, digest, path = fl.decode().rstrip("\n").split(" ", 3)
+        size = int(size)
+    except (ValueError, UnicodeError):
+        raise BundleError("a bad file line %r" % (fl[:60],))
+    if kind != "F" or not 0 <= size <= most or len(digest) != 64:
+        raise BundleError("a bad file line %r" % (fl[:60],))
+    return size, digest, path
+
+
+async def signature(body, key, total, after):
+    """The bundle's last line: the signature of everything before it (total, SHA-256),
+    checked against key; nothing may follow it."""
     sig = await body.readline(1024)
     if not sig.startswith(b"S ") or not sig.endswith(b"\n"):
-        raise BundleError("no signature after the files (the download was cut short?)")
+        raise BundleError("no signature after %s (the download was cut short?)" % after)
     try:
         s = binascii.a2b_base64(sig[2:-1])
     except ValueError:
@@ -231,4 +244,3 @@ async def _files(body, d, key, head, line, total, progress):
                           "was changed, or signed with another key")
     if await body.read(1):
         raise BundleError("data after the signature")
-    os.rename(d + "/MANIFEST.part", d + "/MANIFEST")

@@ -26,8 +26,7 @@ esp32.Partition, the SHA-256 of what was written read back before set_boot.
 import binascii
 import hashlib
 
-from .bundle import BundleError
-from .rsa import verify
+from .bundle import BundleError, file_line, signature
 
 BLOCK = 4096
 NAME = "firmware.bin"
@@ -66,16 +65,9 @@ async def install(body, key, head, total, progress=None):
     run, part = target()
     buf = bytearray(BLOCK)
     mine = _chip(run, buf)
-    fl = await body.readline(160)
-    total.update(fl)
-    try:
-        kind, size, digest, path = fl.decode().rstrip("\n").split(" ", 3)
-        size = int(size)
-    except (ValueError, UnicodeError):
-        raise FirmwareError("a bad file line %r" % (fl[:60],))
     blocks = part.ioctl(4, None)
-    if kind != "F" or path != NAME or len(digest) != 64 or head["files"] != 1 or \
-            size != head["bytes"]:
+    size, digest, path = await file_line(body, total, 1 << 24)
+    if path != NAME or head["files"] != 1 or size != head["bytes"]:
         raise FirmwareError("a firmware bundle holds one file, %s, of the header's size" % NAME)
     if not 24 <= size <= blocks * BLOCK:
         raise FirmwareError("the firmware is %d bytes, the app partition %s holds %d" % (
@@ -117,18 +109,7 @@ async def install(body, key, head, total, progress=None):
             progress(done, size)
     if binascii.hexlify(h.digest()).decode() != digest:
         raise FirmwareError("%s: its SHA-256 is not the one in its line" % NAME)
-    sig = await body.readline(1024)
-    if not sig.startswith(b"S ") or not sig.endswith(b"\n"):
-        raise FirmwareError("no signature after the firmware (the download was cut short?)")
-    try:
-        s = binascii.a2b_base64(sig[2:-1])
-    except ValueError:
-        raise FirmwareError("the signature is not base64")
-    if not verify(key, s, total.digest()):
-        raise FirmwareError("the signature does not verify with this node's key: the bundle "
-                            "was changed, or signed with another key")
-    if await body.read(1):
-        raise FirmwareError("data after the signature")
+    await signature(body, key, total, "the firmware")
     part.writeblocks(0, first)
     if _readback(part, size, buf) != digest:
         part.ioctl(6, 0)
