@@ -27,7 +27,7 @@ import time
 
 import pytest
 
-from nodeharness import NodeRun, base_config, read_ledger, scenario
+from nodeharness import NodeRun, base_config, read_ledger, rtc_state, scenario
 from otaserver import (OtaServer, command, new_key, ota_status, reboot, running_version,
                        single_load)
 from test_ota_parts import INSTALL
@@ -35,6 +35,7 @@ from tools import ota
 from tools.host import espimage, hostenv
 from tools.host.broker import Broker
 from tools.host.espboot import OtaFlash, lib_files
+from tools.host.hostrun import DEEPSLEEP, SOFT, HostNode
 from tools.host.mqttrec import Recorder
 
 BASE = "rbnode/rbnode-00beef"
@@ -291,3 +292,78 @@ def test_firmware_update_end_to_end(tmp_path, monkeypatch):
     got = totals[-1] / 1e6
     assert got <= truth * 1.0005 + 0.1, (got, truth)
     assert got >= truth - 3 * (SAVE_S + 1) * LOAD_W / 3600, (got, truth)
+
+
+@pytest.mark.slow                          # make test-slow (CI runs it)
+def test_firmware_update_in_sleep_mode(tmp_path):
+    """Sleep mode: the firmware downloaded while stay_awake holds the node up, then the new
+    firmware's first boot stays awake until its trial is decided (a deep sleep before it is
+    marked valid would be a reset the bootloader goes back at), then it sleeps; its wakes
+    boot the same partition. Every Wh counted, once."""
+    key, pub = new_key(tmp_path)
+    v2 = ota.firmware_bundle(image("0.2.0"), "0.2.0", key)
+    srv = OtaServer({"/v2.rbota": v2})
+    path = tmp_path / "scenario.json"
+    path.write_text(json.dumps(scenario("energy.json")))
+    bench = hostenv.SimProcess(str(path))
+    ctl = bench.client()
+    broker = Broker()
+    base = "rbnode/sl1"
+    cfg = base_config(node={"id": "sl1", "name": "sleeper"}, mode="sleep", period_s=20,
+                      save_s=3600, modules=[{"address": "0x50", "name": "ui3"}],
+                      wifi={"ssid": "ap", "password": "pw"},
+                      mqtt={"host": broker.host, "port": broker.port}, sleep={"awake_s": 4},
+                      ota={"enabled": True, "key": pub, "confirm_s": 60, "max_boots": 2})
+    node = HostNode(str(tmp_path), bench.address, cfg, bench_client=ctl, ota=True)
+    for m in ctl.modules()["modules"]:
+        for ch in range(m["channels"]):
+            ctl.set_load(module=m["name"], ch=ch, load=0)
+    ctl.set_load(module="ui3", ch=0, load=900.0)
+    lives = []
+
+    def run_once(p=None):
+        p = p or node.start(stdout=subprocess.PIPE)
+        out = p.communicate(timeout=120)[0].decode()
+        assert "Traceback" not in out, out
+        cause = node.finish()
+        assert cause is not None, out
+        doc = rtc_state(node.board)
+        lives.append(sum(m["ch"][0][0] for m in doc["meters"].values()) / 1e6)
+        return out, cause
+
+    try:
+        with Recorder(broker) as rec:
+            run_once()                                    # cold boot: the primer
+            t0 = ctl.truth()["at_latch"]["ui3"][0]
+            rec.publish(base + "/stay_awake", "on", retain=True)
+            mark = rec.mark()
+            p = node.start(stdout=subprocess.PIPE)
+            ota_status(rec, base, lambda d: True, 60, "the ota status at the wake", mark)
+            r = command(rec, base, "ota", {"url": srv.url("/v2.rbota"), "version": "0.2.0"},
+                        "up", 20)
+            assert r["ok"], r
+            r = command(rec, base, "stay_awake", {"on": False}, "off", 20)
+            assert r["ok"], r
+            out, cause = run_once(p)
+            assert cause == SOFT and "installed in partition ota_1" in out, out
+            # the new firmware's boot: awake through its trial, then asleep
+            mark = rec.mark()
+            out, cause = run_once()
+            assert node.flash.log[-1] == ("ota_1", "otadata seq 2"), node.flash.log
+            st = ota_status(rec, base, lambda d: d["state"] == "ok", 30, "0.2.0 healthy", mark)
+            assert st["version"] == "0.2.0", st
+            assert cause == DEEPSLEEP, out
+            assert [r and r["state"] for r in node.flash.records()] == ["VALID", None], \
+                node.flash.records()
+            for _ in range(2):                            # its wakes: the same partition
+                out, cause = run_once()
+                assert cause == DEEPSLEEP and node.flash.log[-1][0] == "ota_1", node.flash.log
+            truth = ctl.truth()["at_latch"]["ui3"][0] - t0
+    finally:
+        node.kill()
+        broker.stop()
+        bench.stop()
+        srv.stop()
+    assert lives == sorted(lives), lives
+    got = lives[-1] - lives[0]
+    assert abs(got - truth) <= truth * 0.001 + 0.01, (got, truth, lives)
