@@ -169,10 +169,15 @@ def check(slot, full=True, image=None):
 
 
 def _wake():
+    """This boot is a deep-sleep wake: ESP32 says so; RP2040 (a watchdog reboot) by the mark
+    rbnode/board.py left in machine.mem_backup()[0] (read here, cleared by the app)."""
     try:
         import machine
+        if not hasattr(machine, "DEEPSLEEP_RESET"):
+            return machine.reset_cause() == machine.WDT_RESET and \
+                getattr(machine, "mem_backup")()[0] == 0x534C5031    # board.SLEPT
         return machine.reset_cause() == machine.DEEPSLEEP_RESET
-    except (ImportError, AttributeError):
+    except (ImportError, AttributeError, OSError, IndexError, ValueError):
         return False
 
 

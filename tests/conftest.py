@@ -37,7 +37,8 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: a long end-to-end suite (a real Home Assistant, "
-                            "the updates over the air): `make test-slow`, which CI runs too")
+                            "the updates over the air, the power-loss campaign): "
+                            "`make test-slow`, which CI runs too")
 
 
 @pytest.fixture

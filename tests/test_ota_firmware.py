@@ -41,7 +41,6 @@ from tools.host.mqttrec import Recorder
 BASE = "rbnode/rbnode-00beef"
 LOAD_W = 1200.0
 SAVE_S = 5
-pytestmark = pytest.mark.xdist_group("ota-firmware")
 
 
 def image(version, path=None, change=None, chip=0):

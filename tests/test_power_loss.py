@@ -181,6 +181,7 @@ def campaign(tmp, seed, results, probe):
     results["cycles"] = cycles
 
 
+@pytest.mark.slow                  # 3.5 min: make test-slow (CI runs it)
 @pytest.mark.xdist_group("cpu")    # both cores: never beside the energy accuracy test
 def test_power_loss_campaign(tmp_path):
     runs = [{}, {}]

@@ -320,3 +320,43 @@ def test_early_wake_on_a_power_threshold(tmp_path):
             window = 0.2 * (start_w[name] + end_w[name]) / 3600 if ch == 0 else 0
             assert abs(got[name][ch] - want) <= max(1e-3 * want, 0.01) + window, (
                 name, ch, got, want)
+
+
+def test_rp2_wakes_count_every_wh(tmp_path):
+    """RP2040 in sleep mode (HOSTBOARD_PORT=rp2, as the chip: no RTC memory, and a deep sleep,
+    machine.reset() and a watchdog bite are all WDT_RESET): each wake is known for one by
+    the mark the node left in machine.mem_backup() before it slept, so the period that
+    spanned the sleep is booked (from the flash ledger, written every wake), not primed
+    away; a power-on clears the mark, and that boot primes."""
+    bench, ctl, broker = bench_and_broker(tmp_path)
+    broker.stop()
+    cfg = base_config(mode="sleep", period_s=60, save_s=3600, modules=MODULES[:1])
+    node = HostNode(str(tmp_path), bench.address, cfg, bench_client=ctl,
+                    env={"HOSTBOARD_PORT": "rp2"})
+    for m in ctl.modules()["modules"]:
+        for ch in range(m["channels"]):
+            ctl.set_load(module=m["name"], ch=ch, load=0)
+    ctl.set_load(module="ui3", ch=0, load=1000)
+    causes, lives = [], []
+    try:
+        for i in range(7):
+            out = node.start(stdout=subprocess.PIPE).communicate(timeout=60)[0].decode()
+            assert node.finish() is not None and "Traceback" not in out, out
+            causes += re.findall(r"wake #\d+ \((\w+)\) energy step", out)
+            led = read_ledger(node.fs)
+            lives.append(totals(led)["ui3"][0] if led else 0.0)
+            if i == 0:
+                base = ctl.truth()["at_latch"]["ui3"][0]
+        truth = ctl.truth()["at_latch"]["ui3"][0] - base
+        node.power_on()                           # the mark goes with the power: a cold boot
+        out = node.start(stdout=subprocess.PIPE).communicate(timeout=60)[0].decode()
+        assert node.finish() is not None, out
+        assert re.findall(r"wake #\d+ \((\w+)\) energy step", out) == ["pwron"], out
+        assert totals(read_ledger(node.fs))["ui3"][0] >= lives[-1]
+    finally:
+        node.kill()
+        bench.stop()
+    assert causes == ["pwron"] + ["deepsleep"] * 6, causes
+    assert lives == sorted(lives), lives
+    assert abs(lives[-1] - lives[0] - truth) <= truth * 0.001 + 0.01, (lives, truth)
+    assert truth > 6 * 60 * 1000 / 3600 * 0.9, truth          # six sleeps of 60 s at 1 kW

@@ -5,6 +5,10 @@ ESP32, RP2040 (Pico W) and the unix-port host board (tools/host/board) differ in
   - hard IRQs: both chips run `hard=True` handlers in interrupt context (no allocation);
     the host board runs them under heap_lock to catch the same mistakes.
   - watchdog range: RP2040 at most 8388 ms; ESP32 any.
+  - reset causes: RP2040 knows power-on and watchdog only, and its machine.deepsleep is a
+    lightsleep then a watchdog reboot, as machine.reset() is: the node marks its own deep
+    sleeps and resets in a watchdog scratch word (machine.mem_backup(), which survives those
+    reboots, not a power-on) just before, so a wake is told from a bite (WAKE_MARKS).
   - ticks wrap at 2**30 ms on every port: always ticks_diff().
 """
 import sys
@@ -16,6 +20,22 @@ PORT = sys.platform          # "esp32", "rp2", "linux" (host board)
 WDT_MAX_MS = {"rp2": 8388}
 RESET_CAUSES = {getattr(machine, k, -1): k[:-6].lower() for k in (
     "PWRON_RESET", "HARD_RESET", "WDT_RESET", "DEEPSLEEP_RESET", "SOFT_RESET")}
+SLEPT, RESET = 0x534C5031, 0x52535431     # "SLP1", "RST1": mem_backup()[0] (RP2040)
+WAKE_MARKS = {SLEPT: "deepsleep", RESET: "soft"}
+
+
+def _marks():
+    """Where the chip cannot tell a deep-sleep wake (no DEEPSLEEP_RESET: RP2040), the words
+    of machine.mem_backup() (its watchdog scratch registers); else None (ESP32 says; its
+    mem_backup is RTC memory, the sleep state's)."""
+    if hasattr(machine, "DEEPSLEEP_RESET"):
+        return None
+    fn = getattr(machine, "mem_backup", None)
+    try:
+        m = fn() if fn is not None else None
+    except (OSError, ValueError):
+        return None
+    return m if m is not None and len(m) >= 1 and getattr(m, "itemsize", 4) == 4 else None
 
 
 class Board:
@@ -24,6 +44,7 @@ class Board:
         self._i2c = None
         self._pins = {}
         self._wdt = None
+        self._cause = None
         self.rtc = machine.RTC() if hasattr(machine, "RTC") else None
 
     # ---- buses and pins ------------------------------------------------------------------
@@ -71,9 +92,26 @@ class Board:
 
     # ---- reset, sleep, identity ----------------------------------------------------------
     def reset_cause(self):
-        return RESET_CAUSES.get(machine.reset_cause(), "unknown")
+        """"pwron", "wdt", "deepsleep", "soft", "hard" or "unknown": read once per boot (on
+        RP2040 the mark of a deep sleep or a reset of the node's own is then cleared)."""
+        if self._cause is None:
+            c = RESET_CAUSES.get(machine.reset_cause(), "unknown")
+            m = _marks()
+            if m is not None:
+                if c == "wdt":
+                    c = WAKE_MARKS.get(m[0], c)
+                m[0] = 0
+            self._cause = c
+        return self._cause
+
+    @staticmethod
+    def _mark(what):
+        m = _marks()
+        if m is not None:
+            m[0] = what
 
     def reset(self):
+        self._mark(RESET)
         machine.reset()
 
     def deepsleep(self, ms, wake_pin=None):
@@ -85,6 +123,7 @@ class Board:
                 esp32.wake_on_ext0(machine.Pin(wake_pin, machine.Pin.IN), esp32.WAKEUP_ALL_LOW)
             except (ImportError, ValueError) as e:   # no esp32 module; not an RTC GPIO
                 print("deep sleep: no wake on GPIO %d (%s): the timer only" % (wake_pin, e))
+        self._mark(SLEPT)
         machine.deepsleep(ms)
 
     def wake_reason(self):

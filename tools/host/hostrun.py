@@ -64,7 +64,7 @@ class HostNode:
 
     def power_on(self):
         """Cold power-up: RTC memory is lost, reset cause PWRON."""
-        for f in ("rtc_memory", "rtc_offset", "next_boot"):
+        for f in ("rtc_memory", "rtc_offset", "next_boot", "mem_backup"):
             try:
                 os.remove(os.path.join(self.board, f))
             except FileNotFoundError:

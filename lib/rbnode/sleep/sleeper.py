@@ -21,7 +21,8 @@ the flash ledger used: the periods booked since its last save are lost (with MQT
 published totals stay at the broker's until the ledger passes them: never a dip, publisher.py),
 never counted twice, and the period open in the module is booked from its window count. Boards without RTC memory
 (RP2040, whose deep sleep also stops its clock) write the flash ledger on every wake: choose
-period_s with the flash in mind (README, sleep mode).
+period_s with the flash in mind (README, sleep mode); their wakes are told from resets by
+board.reset_cause() (a mark in the watchdog scratch words).
 
 Tariffs and days (calendar.py): the period that spanned the sleep goes to the tariff in force
 when it began (kept in the state); the buckets then follow the clock. The next wake is due

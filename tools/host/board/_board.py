@@ -54,8 +54,42 @@ def port():
 
 
 def reset_cause():
+    """The runner's cause of this start; an rp2 board knows power-on and watchdog only (its
+    deep sleep, machine.reset() and a bite are all watchdog reboots)."""
     v = read_file("reset_cause")
-    return int(v) if v else PWRON_RESET
+    v = int(v) if v else PWRON_RESET
+    if port() == "rp2" and v != PWRON_RESET:
+        return WDT_RESET
+    return v
+
+
+_backup = None           # rp2: the watchdog scratch words, kept across resets (not power-on)
+
+
+def mem_backup(region=0):
+    """rp2's machine.mem_backup(): region 0 scratch[0..3], region 1 scratch[5..7], 32-bit
+    words, kept across deep sleep, resets and watchdog bites, lost at power-on (the runner
+    removes the file). Other ports: not modelled (ESP32's is its RTC memory)."""
+    global _backup
+    if port() != "rp2":
+        raise AttributeError("mem_backup (modelled for HOSTBOARD_PORT=rp2 only)")
+    if _backup is None:
+        import array
+        import struct
+        raw = read_file("mem_backup") or b""
+        words = list(struct.unpack("<7I", raw)) if len(raw) == 28 else [0] * 7
+        _backup = (array.array("I", words[:4]), array.array("I", words[4:]))
+    if region == -1:
+        return tuple(memoryview(a) for a in _backup)
+    if region not in (0, 1):
+        raise ValueError("invalid region")
+    return memoryview(_backup[region])
+
+
+def _keep_backup():
+    if _backup is not None:
+        import struct
+        write_file("mem_backup", struct.pack("<7I", *(list(_backup[0]) + list(_backup[1]))))
 
 
 def wake_reason():
@@ -73,6 +107,7 @@ def unique_id():
 
 
 def _leave(kind, code):
+    _keep_backup()
     write_file("next_boot", kind.encode())
     try:
         sys.stdout.flush()
@@ -167,6 +202,7 @@ class WDT:
     def _watch(self):
         while time.ticks_diff(self._due, time.ticks_ms()) > 0:
             time.sleep_ms(20)
+        _keep_backup()
         write_file("next_boot", b"wdt")
         print("WDT: not fed for %d ms, resetting" % self.timeout)
         os.system("kill -9 %d" % _pid())
