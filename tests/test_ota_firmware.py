@@ -18,6 +18,7 @@ reports healthy, marks itself valid), a firmware that never gets healthy and one
 at boot (the bootloader goes back; the node says why). The energy through it all against the
 simulator's truth.
 """
+import hashlib
 import json
 import os
 import shutil
@@ -138,6 +139,19 @@ def test_firmware_bundles_refused_by_name(tmp_path):
     merged[0x7000:0x7002] = b"\xaa\x50"
     with pytest.raises(ota.OtaError, match="whole flash image"):
         ota.firmware_bundle(bytes(merged), "0.2.0", key)
+    # make ota-firmware: the version from the image's name; another one refused by name
+    app = tmp_path / "app-0.2.0.bin"
+    app.write_bytes(good_img)
+    tool = [sys.executable, os.path.join(hostenv.ROOT, "tools", "ota.py"), "firmware",
+            "--key", str(tmp_path / "key.pem"), "--image", str(app)]
+    p = subprocess.run(tool + ["--out", str(tmp_path / "fw.rbota")], capture_output=True,
+                       text=True)
+    assert p.returncode == 0 and "firmware 0.2.0" in p.stdout, p.stdout + p.stderr
+    head, files = ota.parse((tmp_path / "fw.rbota").read_bytes(), pub)
+    assert (head["kind"], head["chip"], head["version"]) == ("firmware", "esp32", "0.2.0"), head
+    assert files == [("firmware.bin", len(good_img), hashlib.sha256(good_img).hexdigest())]
+    p = subprocess.run(tool + ["--version", "0.3.0"], capture_output=True, text=True)
+    assert p.returncode != 0 and "version 0.2.0 by its name, not 0.3.0" in p.stderr, p.stderr
 
 
 def _write(tmp_path, name, data):

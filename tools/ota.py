@@ -295,7 +295,12 @@ def main(argv=None):
         out = a.out or os.path.join(ROOT, "build", "ota", "rbnode-%s.rbota" % version)
         bundle(a.key, version, out, a.mpy_cross)
     elif a.cmd == "firmware":
-        version = a.version or deps.version()
+        named = re.match(r"^app-(.+)\.bin$", os.path.basename(a.image or ""))
+        if named and a.version and a.version != named.group(1):
+            raise OtaError("%s is version %s by its name, not %s: the version a node reports "
+                           "is the one frozen in the image" % (a.image, named.group(1),
+                                                               a.version))
+        version = a.version or (named and named.group(1)) or deps.version()
         image = a.image or os.path.join(ROOT, "build", "ESP32_GENERIC-OTA",
                                         "app-%s.bin" % version)
         out = a.out or os.path.join(ROOT, "build", "ota", "firmware-%s.rbota" % version)
