@@ -13,10 +13,14 @@ the partition it wrote holds no image a bootloader would start; the board withou
 partitions says so.
 
 test_firmware_update_end_to_end: on the real node (real mosquitto, real mqtt_as): a power cut
-mid-download (the same firmware comes back), a good update (the bootloader starts it, it
-reports healthy, marks itself valid), a firmware that never gets healthy and one that crashes
-at boot (the bootloader goes back; the node says why). The energy through it all against the
-simulator's truth.
+mid-download and at the two renames inside the switch (ota/state's, otadata's: the same
+firmware comes back, and says when the switch did not take), a good update (the bootloader
+starts it, it reports healthy, marks itself valid), a firmware that never gets healthy and
+one that crashes at boot (the bootloader goes back; the node says why). The energy through
+it all against the simulator's truth.
+
+test_firmware_update_in_sleep_mode: the same update on a sleep-mode node (stay_awake for the
+download; the trial decided before its first deep sleep).
 """
 import hashlib
 import json
