@@ -243,9 +243,11 @@ def select():
         return None
     changed = False
     fw = st.get("fw")
-    if fw and _partition() != fw.get("partition"):
-        _firmware_back(st, fw, _partition())
-        changed = True
+    if fw:
+        part = _partition()
+        if part != fw.get("partition"):
+            _firmware_back(st, fw, part)
+            changed = True
     wake = _wake()
     t = st.get("trial")
     if t and not wake:
@@ -296,10 +298,9 @@ def switch_firmware(partition, version):
     """Before Partition.set_boot(partition): a firmware update in trial. The app slots
     step aside (the new image's own app runs), kept for a return to this firmware."""
     st = read()[0] or {}
-    fw = {"partition": partition, "version": version,
-          "slots": {k: st.get(k) for k in SLOT_KEYS}}
-    st.update({"fw": fw, "active": None, "version": None, "prev": None, "trial": None})
-    st.pop("prev_version", None)
+    st["fw"] = {"partition": partition, "version": version,
+                "slots": {k: st.get(k) for k in SLOT_KEYS}}
+    st.update(dict.fromkeys(SLOT_KEYS), trial=None)
     write(st)
 
 
@@ -311,9 +312,10 @@ def cancel_firmware():
         write(st)
 
 
-def firmware_trial():
-    """The firmware update on trial, running now ({"partition", "version"}), or None."""
-    st = read()[0]
+def firmware_trial(st=None):
+    """The firmware update on trial, running now ({"partition", "version", ...}), or None.
+    st: the state already read (else it is read here)."""
+    st = st or read()[0]
     fw = st and st.get("fw")
     return fw if fw and fw.get("partition") == _partition() else None
 
@@ -338,10 +340,10 @@ def release(slot):
 def confirm():
     """The version in trial reported healthy: it stays (a firmware: the bootloader told)."""
     st = read()[0]
-    fw = st and st.get("fw")
+    fw = firmware_trial(st)
     if fw and fw.get("why"):
         return False                          # rolled back already: the reset comes next
-    if fw and fw.get("partition") == _partition():
+    if fw:
         from esp32 import Partition  # pyright: ignore[reportMissingImports] (ESP32 only)
         Partition.mark_app_valid_cancel_rollback()
         st["last"] = {"result": "ok", "version": fw.get("version"), "reason": None}
@@ -360,8 +362,8 @@ def rollback(reason):
     """Back to the previous version now (the app resets the board next). False when there
     is nothing to go back to."""
     st = read()[0]
-    fw = st and st.get("fw")
-    if fw and fw.get("partition") == _partition():
+    fw = firmware_trial(st)
+    if fw:
         fw["why"] = reason                  # the reset makes the bootloader go back
         write(st)
         return True

@@ -17,12 +17,12 @@ for x in json.load(open(sys.argv[1])):
 """
 
 
-def run_script(tmp_path, name, text, args=(), timeout=120, cwd=None):
-    """Write text to tmp_path/name and run it (in cwd: default the repository); returns the
-    CompletedProcess."""
+def run_script(tmp_path, name, text, args=(), timeout=120, cwd=None, env=None):
+    """Write text to tmp_path/name and run it (in cwd: default the repository; env: default
+    the host board's, hostenv.node_env()); returns the CompletedProcess."""
     script = tmp_path / name
     script.write_text(text)
-    return run_mp(str(script), [str(a) for a in args], timeout=timeout, cwd=cwd)
+    return run_mp(str(script), [str(a) for a in args], env=env, timeout=timeout, cwd=cwd)
 
 
 def refusals(tmp_path, what, inputs):

@@ -29,6 +29,7 @@ import subprocess
 import threading
 import time
 
+from nodeharness import read_ledger
 from tools import ota
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -77,6 +78,12 @@ def ota_status(rec, base, pred, timeout, what, start=0):
     """The first <base>/ota status (from message start on) that pred accepts."""
     return rec.wait(lambda m: m.topic == base + "/ota" and m.payload and pred(m.json()),
                     timeout=timeout, start=start, what=what).json()
+
+
+def lifetime(run):
+    """The node's flash ledger: its lifetime import, µWh (0 before the first save)."""
+    led = read_ledger(run.fs)
+    return sum(c[0] for m in led["meters"].values() for c in m["ch"]) if led else 0
 
 
 def single_load(run, watts, module="ui3"):

@@ -25,7 +25,7 @@ import pytest
 
 from nodeharness import NodeRun, base_config, read_ledger, scenario
 from otaserver import (OtaServer, command, make_bundle, new_key, ota_status, reboot,
-                       running_version, single_load, variant)
+                       lifetime, running_version, single_load, variant)
 from tools import ota
 from tools.host import hostenv
 from tools.host.broker import Broker
@@ -60,12 +60,6 @@ def _reboot(run, rec, power_cut=False):
 
 def _running(rec, run, n, mark):
     return running_version(rec, BASE, run, n, mark)
-
-
-def _life(run):
-    """The ledger's lifetime import, µWh (0 before the first save)."""
-    led = read_ledger(run.fs)
-    return sum(c[0] for m in led["meters"].values() for c in m["ch"]) if led else 0
 
 
 def _slot_done(run, slot):
@@ -120,7 +114,7 @@ def test_update_end_to_end(tmp_path):
             srv.rate = 0
             assert not _slot_done(run, "b")
             assert _running(rec, run, n, mark) == "0.1.0"
-            totals.append(_life(run))
+            totals.append(lifetime(run))
             # the good update: progress, rebooting, the new version on trial, then kept
             # (about 5 s: the outbox keeps the latest status only, so a download that ends
             # before it sends any has nothing between 0 and "rebooting" to show)
@@ -140,7 +134,7 @@ def test_update_end_to_end(tmp_path):
             assert st["version"] == "0.2.0" and st["last"]["result"] == "ok", st
             assert st["ha"]["installed_version"] == "0.2.0", st
             assert "ota/b/rbnode/app.mpy" in run.output()[-20000:] or _slot_done(run, "b")
-            totals.append(_life(run))
+            totals.append(lifetime(run))
             # power cuts around the switch of the next update: from the instant its slot is
             # complete (MANIFEST renamed into place) through the ledger's save and the state's
             # rename; each restart runs a whole version (0.2.0, or 0.3.0 once the switch is
@@ -172,7 +166,7 @@ def test_update_end_to_end(tmp_path):
                 assert v in ("0.2.0", "0.3.0"), (delay, v)
                 if v == "0.3.0":
                     assert os.path.exists(done)
-                totals.append(_life(run))
+                totals.append(lifetime(run))
                 if v == "0.3.0":
                     break
             print("versions after the cuts around the switch:", seen)
@@ -192,7 +186,7 @@ def test_update_end_to_end(tmp_path):
             truth = ctl.truth()["truth"]["ui3"][0][0] - t0
             run.stop()
             led = read_ledger(run.fs)
-            totals.append(_life(run))
+            totals.append(lifetime(run))
     finally:
         broker.stop()
         srv.stop()
@@ -276,7 +270,7 @@ def test_power_cut_inside_the_switch(tmp_path, monkeypatch):
                 run.start()
                 run.wait_for("link: connected", timeout=60, start=n)
                 rec.wait(lambda m: m.topic == BASE + "/ota", timeout=30, start=mark)
-                before = _life(run)
+                before = lifetime(run)
                 r = _ota(rec, "ota", {"url": srv.url("/v2.rbota"), "version": "0.2.0"}, k)
                 assert r["ok"], r
                 run.proc.wait(60)                      # killed inside the rename
@@ -285,7 +279,7 @@ def test_power_cut_inside_the_switch(tmp_path, monkeypatch):
                 monkeypatch.setenv("MICROPYTHON", real)
                 n, mark = _reboot(run, rec, power_cut=True)
                 assert _running(rec, run, n, mark) == "0.1.0", k
-                assert _life(run) >= before, k
+                assert lifetime(run) >= before, k
                 run.stop()
             # k = 2 left the new state written and not renamed: the old state rules
             assert os.path.exists(os.path.join(run.fs, "ota", "state.new"))

@@ -32,10 +32,10 @@ import time
 
 import pytest
 
-from nodeharness import NodeRun, base_config, read_ledger, rtc_state, scenario
-from otaserver import (OtaServer, command, new_key, ota_status, reboot, running_version,
-                       single_load)
-from test_ota_parts import INSTALL
+from nodeharness import NodeRun, base_config, rtc_state, scenario
+from otaserver import (OtaServer, command, lifetime, new_key, ota_status, reboot,
+                       running_version, single_load)
+from test_ota_parts import _install as install_cases
 from tools import ota
 from tools.host import espimage, hostenv
 from tools.host.broker import Broker
@@ -71,16 +71,9 @@ def _board(tmp_path, ota_board=True):
 
 
 def _install(tmp_path, pub, cases, ota_board=True):
-    flash, fs = _board(tmp_path, ota_board)
-    (tmp_path / "cases.json").write_text(json.dumps({"key": pub, "cases": cases}))
-    env = hostenv.node_env(board_dir=flash.board)
-    script = tmp_path / "install.py"
-    script.write_text(INSTALL)
-    p = subprocess.run([hostenv.micropython(), str(script), str(tmp_path / "cases.json")],
-                       cwd=str(fs), env=env, capture_output=True, text=True, timeout=120)
-    lines = [x for x in p.stdout.splitlines() if x.startswith(("OK", "ERR"))]
-    assert len(lines) == len(cases), p.stdout + p.stderr
-    return flash, lines
+    flash, _ = _board(tmp_path, ota_board)
+    return flash, install_cases(tmp_path, None, cases, pub,
+                                env=hostenv.node_env(board_dir=flash.board))
 
 
 def test_firmware_bundles_refused_by_name(tmp_path):
@@ -171,11 +164,6 @@ def _config(broker, pub):
                        ota={"enabled": True, "key": pub, "confirm_s": 30, "max_boots": 2})
 
 
-def _life(run):
-    led = read_ledger(run.fs)
-    return sum(c[0] for m in led["meters"].values() for c in m["ch"]) if led else 0
-
-
 def _restart(run, rec, power_cut=False):
     """The board again (after a reset, or a power cut): the version it runs, connected."""
     n, mark = reboot(run, rec, power_cut)
@@ -221,7 +209,7 @@ def test_firmware_update_end_to_end(tmp_path, monkeypatch):
             t0 = single_load(run, LOAD_W)
             run.wait_for("link: connected", timeout=60)
             ota_status(rec, BASE, lambda d: True, 30, "the ota status at the connect")
-            totals = [_life(run)]
+            totals = [lifetime(run)]
             # a power cut in the middle of the download: the same firmware comes back
             srv.rate = 60000
             r = command(rec, BASE, "ota", {"url": srv.url("/v2.rbota"), "version": "0.2.0"},
@@ -231,7 +219,7 @@ def test_firmware_update_end_to_end(tmp_path, monkeypatch):
             fw, mark = _restart(run, rec, power_cut=True)
             assert fw.startswith("0.1.0") and flash.log[-1][0] == "ota_0", flash.log
             assert espimage.verify(flash.read("ota_1")) is not None     # nothing bootable
-            totals.append(_life(run))
+            totals.append(lifetime(run))
             # power cuts inside the switch: at ota/state's rename (rbboot.switch_firmware),
             # then at otadata's (set_boot): the firmware before comes back either way, and
             # after the second it says the update did not take
@@ -257,15 +245,15 @@ def test_firmware_update_end_to_end(tmp_path, monkeypatch):
                     st = ota_status(rec, BASE, lambda d: d["state"] == "rolled_back", 30,
                                     "the switch that did not take", mark)
                     assert report in st["last"]["reason"], st
-                totals.append(_life(run))
+                totals.append(lifetime(run))
             # the good update: progress, the restart, the bootloader starts ota_1, healthy
-            before = _life(run)
+            before = lifetime(run)
             mark = rec.mark()
             r = command(rec, BASE, "ota", {"url": srv.url("/v2.rbota"), "version": "0.2.0"},
                         "up", 15)
             assert r["ok"], r
             ota_status(rec, BASE, lambda d: d["state"] == "rebooting", 60, "rebooting", mark)
-            assert _life(run) >= before
+            assert lifetime(run) >= before
             fw, mark = _restart(run, rec)
             assert fw == "0.2.0" and flash.log[-1] == ("ota_1", "otadata seq 2"), flash.log
             st = ota_status(rec, BASE, lambda d: d["state"] == "ok", 60, "healthy", mark)
@@ -295,11 +283,11 @@ def test_firmware_update_end_to_end(tmp_path, monkeypatch):
                 st = ota_status(rec, BASE, lambda d: d["state"] == "rolled_back", 30,
                                 "rolled back", mark)
                 assert st["last"]["version"] == version and want in st["last"]["reason"], st
-                totals.append(_life(run))
+                totals.append(lifetime(run))
             time.sleep(3)
             truth = ctl.truth()["truth"]["ui3"][0][0] - t0
             assert run.stop() == 0
-            totals.append(_life(run))
+            totals.append(lifetime(run))
     finally:
         broker.stop()
         srv.stop()

@@ -85,12 +85,14 @@ def kit(tmp_path_factory):
             "exe": exe}
 
 
-def _install(tmp_path, kit, cases, pub=None):
-    """Each case {"file", "slot", "running", "expect"} installed in a fresh tmp_path/fs."""
+def _install(tmp_path, kit, cases, pub=None, env=None):
+    """Each case {"file", "slot", "running", "expect"} installed in a fresh tmp_path/fs (on
+    the host board env gives: test_ota_firmware's has OTA partitions)."""
     fs = tmp_path / "fs"
     fs.mkdir(exist_ok=True)
     (tmp_path / "cases.json").write_text(json.dumps({"key": pub or kit["pub"], "cases": cases}))
-    p = run_script(tmp_path, "install.py", INSTALL, [tmp_path / "cases.json"], cwd=str(fs))
+    p = run_script(tmp_path, "install.py", INSTALL, [tmp_path / "cases.json"], cwd=str(fs),
+                   env=env)
     lines = [x for x in p.stdout.splitlines() if x.startswith(("OK", "ERR"))]
     assert len(lines) == len(cases), p.stdout
     return lines

@@ -54,9 +54,9 @@ def target():
     return run, nxt
 
 
-def _chip(part, buf):
-    part.readblocks(0, buf)
-    return buf[12] | buf[13] << 8 if buf[0] == ESP_MAGIC else None
+def _chip(block):
+    """The chip id of the ESP image header at the start of block, or None (no image)."""
+    return block[12] | block[13] << 8 if block[0] == ESP_MAGIC else None
 
 
 async def install(body, key, head, total, progress=None):
@@ -64,7 +64,8 @@ async def install(body, key, head, total, progress=None):
     whole and checked. body is past the header line, total its running SHA-256."""
     run, part = target()
     buf = bytearray(BLOCK)
-    mine = _chip(run, buf)
+    run.readblocks(0, buf)
+    mine = _chip(buf)
     blocks = part.ioctl(4, None)
     size, digest, path = await file_line(body, total, 1 << 24)
     if path != NAME or head["files"] != 1 or size != head["bytes"]:
@@ -93,10 +94,10 @@ async def install(body, key, head, total, progress=None):
         if n < BLOCK:
             buf[n:] = b"\xff" * (BLOCK - n)       # the rest of the last block: erased flash
         if block == 0:
-            if buf[0] != ESP_MAGIC:
+            chip = _chip(buf)
+            if chip is None:
                 raise FirmwareError("%s is not an ESP32 app image (it starts 0x%02x, not "
                                     "0xE9)" % (NAME, buf[0]))
-            chip = buf[12] | buf[13] << 8
             if mine is not None and chip != mine:
                 raise FirmwareError("the firmware is for chip id %d, this board's is %d "
                                     "(ESP32 0, ESP32-S3 9)" % (chip, mine))

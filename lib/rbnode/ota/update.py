@@ -42,6 +42,7 @@ from ..version import VERSION
 from .rsa import key_bytes
 
 PROGRESS_STEP = 5           # % between progress messages
+UNDER_WAY = ("downloading", "rebooting")     # what HA shows as in progress
 
 
 class OtaError(Exception):
@@ -76,7 +77,7 @@ class Updater:
         st = rbboot.state() or {}
         self.last = st.get("last")
         self.trial = st.get("trial")
-        fw = rbboot.firmware_trial()
+        fw = rbboot.firmware_trial(st)
         if fw:                               # a new firmware: one boot to get healthy
             self.trial = {"version": fw.get("version"), "firmware": True}
         if self.trial:
@@ -93,7 +94,7 @@ class Updater:
 
     # ---- status ------------------------------------------------------------------------------
     def status(self):
-        busy = self.state in ("downloading", "rebooting")   # what HA shows as in progress
+        busy = self.state in UNDER_WAY
         ha = {"installed_version": VERSION, "title": "rbnode",
               "latest_version": self.target if busy and self.target else VERSION,
               "in_progress": busy, "update_percentage": self.progress if busy else None}
@@ -116,12 +117,12 @@ class Updater:
     def busy(self):
         """An update under way (sleep mode stays awake): a download, the restart, or a new
         firmware's trial (the bootloader's: a deep sleep before confirm() goes back)."""
-        return self.state in ("downloading", "rebooting") or \
+        return self.state in UNDER_WAY or \
             (self.state == "trial" and self.trial.get("firmware") is True)
 
     def begin(self, url, version):
         """The ota command: refused (OtaError) or started; what it will do, for the result."""
-        if self.busy():
+        if self.state in UNDER_WAY:
             raise OtaError("an update to %s is running (%s)" % (self.target, self.state))
         if self.state == "trial":
             raise OtaError("version %s is in its trial: wait until it reported healthy "
@@ -213,14 +214,13 @@ class Updater:
 
     def rollback(self):
         """The ota_rollback command."""
-        run = rbboot.running()
         st = rbboot.state() or {}
         fw = self.trial and self.trial.get("firmware")
-        if run[0] is None and not fw:
+        if not st.get("active") and not fw:
             raise OtaError("the image's own app is running: there is no earlier version on "
                            "the node (a firmware update, once it reported healthy, is "
                            "replaced by a newer one, not rolled back)")
-        if self.state in ("downloading", "rebooting"):
+        if self.state in UNDER_WAY:
             raise OtaError("an update is running")
         if not self.save():
             raise OtaError("the energy ledger could not be saved: not switching")
